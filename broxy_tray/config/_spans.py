@@ -1,0 +1,162 @@
+"""Where each value sits in a JSON text.
+
+The standard `json` module parses but forgets positions. We need them twice:
+to point error messages at a line and column, and to rewrite one value of
+the user's file without touching anything else. This is a small scanner over
+text that `json.loads` has already accepted, so it does not validate; it
+records, for every value, its key's offset and its value's [start, end).
+Duplicate keys resolve like `json.loads` does: the last one wins.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+Path = tuple[str | int, ...]
+
+_WS_RE = re.compile(r"[ \t\r\n]*")
+_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_SCALAR_RE = re.compile(r"[^,\]\}\s]*")
+
+
+@dataclass(frozen=True)
+class Span:
+    """Offsets into the text: the member's key (objects only) and its value."""
+
+    key_start: int | None
+    start: int
+    end: int
+
+
+class SpanMap:
+    """Map from JSON paths to spans, plus offset → (line, column)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.spans: dict[Path, Span] = {}
+        self._line_starts = [0]
+        nl = text.find("\n")
+        while nl != -1:
+            self._line_starts.append(nl + 1)
+            nl = text.find("\n", nl + 1)
+        _Scanner(text, self.spans).scan()
+
+    def get(self, path: Path) -> Span | None:
+        return self.spans.get(path)
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        """1-based line and column of an offset."""
+        lo, hi = 0, len(self._line_starts) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._line_starts[mid] <= offset:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo + 1, offset - self._line_starts[lo] + 1
+
+    def locate(self, path: Path, *, prefer_key: bool = False) -> tuple[int, int] | None:
+        """Line/column of the value at `path` (or its key), else of the nearest parent."""
+        p = path
+        while True:
+            span = self.spans.get(p)
+            if span is not None:
+                off = span.key_start if (prefer_key and span.key_start is not None) else span.start
+                return self.line_col(off)
+            if not p:
+                return None
+            p = p[:-1]
+
+    def members(self, path: Path) -> list[str]:
+        """Keys of the object at `path`, in text order (last duplicate's position)."""
+        depth = len(path)
+        found = [
+            (span.key_start or 0, p[-1])
+            for p, span in self.spans.items()
+            if len(p) == depth + 1 and p[:depth] == path and isinstance(p[-1], str)
+        ]
+        return [k for _, k in sorted(found)]  # type: ignore[misc]
+
+
+class _Scanner:
+    def __init__(self, text: str, out: dict[Path, Span]) -> None:
+        self.t = text
+        self.out = out
+        self.i = 0
+
+    def scan(self) -> None:
+        self._ws()
+        self._value((), None)
+
+    def _ws(self) -> None:
+        self.i = _WS_RE.match(self.t, self.i).end()  # type: ignore[union-attr]
+
+    def _value(self, path: Path, key_start: int | None) -> None:
+        start = self.i
+        ch = self.t[self.i]
+        if ch == "{":
+            self._object(path)
+        elif ch == "[":
+            self._array(path)
+        elif ch == '"':
+            self._string()
+        else:
+            self._scalar()
+        self.out[path] = Span(key_start, start, self.i)
+
+    def _object(self, path: Path) -> None:
+        self.i += 1
+        self._ws()
+        if self.t[self.i] == "}":
+            self.i += 1
+            return
+        while True:
+            self._ws()
+            key_start = self.i
+            key = self._string()
+            self._ws()
+            self.i += 1  # ':'
+            self._ws()
+            child = path + (key,)
+            if child in self.out:  # duplicate key: the last one wins, as in json.loads
+                n = len(child)
+                for stale in [p for p in self.out if p[:n] == child]:
+                    del self.out[stale]
+            self._value(child, key_start)
+            self._ws()
+            if self.t[self.i] == ",":
+                self.i += 1
+                continue
+            self.i += 1  # '}'
+            return
+
+    def _array(self, path: Path) -> None:
+        self.i += 1
+        self._ws()
+        if self.t[self.i] == "]":
+            self.i += 1
+            return
+        idx = 0
+        while True:
+            self._ws()
+            self._value(path + (idx,), None)
+            idx += 1
+            self._ws()
+            if self.t[self.i] == ",":
+                self.i += 1
+                continue
+            self.i += 1  # ']'
+            return
+
+    def _string(self) -> str:
+        """Consume a string literal and return its decoded value."""
+        m = _STRING_RE.match(self.t, self.i)
+        assert m is not None, "scanner runs only on text json.loads accepted"
+        self.i = m.end()
+        raw = m.group()
+        return raw[1:-1] if "\\" not in raw else json.loads(raw)
+
+    def _scalar(self) -> None:
+        self.i = _SCALAR_RE.match(self.t, self.i).end()  # type: ignore[union-attr]

@@ -1,0 +1,146 @@
+"""Write `"enabled": true/false` back into the user's own `mcp.json`.
+
+The file is hand-edited, so the edit is minimal: one value is replaced (or
+one member inserted) in the file's current text, and every other byte —
+placeholders, key order, unknown keys, indentation, line endings, a BOM —
+stays. The write is atomic (temp file in the same directory, fsync, rename,
+original mode kept) and goes to the symlink's target when the config is a
+link. If the user saves between our read and our rename, we start again on
+their newer text instead of overwriting it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+from ._spans import _STRING_RE, SpanMap
+
+_BOM = "\ufeff"
+_ATTEMPTS = 5
+_in_process = threading.Lock()  # our own writers go one at a time; the re-read check covers other processes
+
+
+class ConfigWriteError(Exception):
+    """The edit could not be made; the message says why in the user's terms."""
+
+
+def set_enabled(path: str | os.PathLike[str], server_id: str, enabled: bool) -> bool:
+    """Set `mcpServers.<server_id>.enabled`. Returns False when it already had that value."""
+    target = Path(os.path.realpath(path))
+    with _in_process:
+        return _set_enabled(target, server_id, enabled)
+
+
+def _set_enabled(target: Path, server_id: str, enabled: bool) -> bool:
+    for _ in range(_ATTEMPTS):
+        try:
+            original = target.read_bytes()
+        except OSError as e:
+            raise ConfigWriteError(f"cannot read {target}: {e.strerror or e}") from None
+        try:
+            text = original.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigWriteError(f"{target} is not UTF-8 text; not editing it") from None
+        edited = edit_enabled(text, server_id, enabled, file=str(target))
+        if edited == text:
+            return False
+        try:
+            if _replace_if_unchanged(target, original, edited.encode("utf-8")):
+                return True
+        except OSError as e:
+            raise ConfigWriteError(f"cannot write {target}: {e.strerror or e}") from None
+    raise ConfigWriteError(f"{target} kept changing while saving; \"enabled\" for {server_id!r} was not written")
+
+
+def edit_enabled(text: str, server_id: str, enabled: bool, *, file: str = "mcp.json") -> str:
+    """Return `text` with the server's `enabled` member set; pure, for tests and dry runs."""
+    bom = _BOM if text.startswith(_BOM) else ""
+    body = text[len(bom):]
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as e:
+        raise ConfigWriteError(
+            f"{file}:{e.lineno}:{e.colno}: fix this JSON error first ({e.msg}); "
+            f"\"enabled\" for {server_id!r} was not written"
+        ) from None
+    entry = data.get("mcpServers", {}).get(server_id) if isinstance(data, dict) else None
+    if not isinstance(entry, dict) or not isinstance(data.get("mcpServers"), dict):
+        raise ConfigWriteError(f"{file} has no server {server_id!r} any more; nothing written")
+    literal = "true" if enabled else "false"
+    spans = SpanMap(body)
+    base = ("mcpServers", server_id)
+    current = spans.get(base + ("enabled",))
+    if current is not None:
+        if body[current.start:current.end] == literal:
+            return text
+        return bom + body[: current.start] + literal + body[current.end:]
+    return bom + _insert_member(body, spans, base, "enabled", literal)
+
+
+def _insert_member(body: str, spans: SpanMap, base: tuple[str, ...], key: str, literal: str) -> str:
+    obj = spans.get(base)
+    assert obj is not None
+    members = spans.members(base)
+    if not members:
+        return body[: obj.start + 1] + f'"{key}": {literal}' + body[obj.start + 1:]
+    last = spans.get(base + (members[-1],))
+    assert last is not None and last.key_start is not None
+    key_literal = _STRING_RE.match(body, last.key_start)
+    assert key_literal is not None
+    separator = body[key_literal.end(): last.start]  # e.g. ": " or ":" — copy the user's style
+    line_start = body.rfind("\n", 0, last.key_start) + 1
+    if line_start > obj.start:  # the last member starts its own line: keep that layout
+        indent = body[line_start: last.key_start]
+        if indent.strip():  # something else precedes it on its line; align with it anyway
+            indent = " " * len(indent)
+        newline = "\r\n" if body[line_start - 2: line_start] == "\r\n" else "\n"
+        addition = f",{newline}{indent}\"{key}\"{separator}{literal}"
+    else:
+        addition = f', "{key}"{separator}{literal}'
+    return body[: last.end] + addition + body[last.end:]
+
+
+def _replace_if_unchanged(target: Path, original: bytes, new: bytes) -> bool:
+    """Atomically replace `target` with `new`, unless its content is no longer `original`."""
+    st = target.stat()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(new)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, st.st_mode & 0o7777)
+        if hasattr(os, "chown"):
+            try:
+                os.chown(tmp, st.st_uid, st.st_gid)
+            except OSError:
+                pass  # not ours to change (e.g. a file owned by another group); mode is kept
+        if target.read_bytes() != original:  # the user saved meanwhile: redo on their text
+            os.unlink(tmp)
+            return False
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+    return True
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
