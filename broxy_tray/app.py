@@ -1,0 +1,187 @@
+"""Wires config, reload, reconcile, supervisor and state together on one loop.
+
+`App` is UI-agnostic: the headless runner and the tray both drive it the same
+way (start, user intents, shutdown) and watch it through the `StateStore`.
+Every method runs on the asyncio loop; file reads and writes go to a worker
+thread so the loop never blocks on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from pathlib import Path
+from typing import Mapping
+
+from . import _logging
+from .config import (
+    Config,
+    ConfigFileError,
+    ConfigIssue,
+    ConfigWatcher,
+    Plan,
+    load_config,
+    reconcile,
+    set_enabled,
+)
+from .servers import ServerRunner, Supervisor, idle_runner
+from .state import ConfigEvent, StateStore
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    """The running broxy-tray core for one `mcp.json`."""
+
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        store: StateStore | None = None,
+        runner: ServerRunner = idle_runner,
+        environ: Mapping[str, str] | None = None,
+        watch: bool = True,
+        debounce: float | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.store = store or StateStore(str(config_path))
+        self.supervisor = Supervisor(self.store, runner)
+        self._environ = environ
+        self._watch = watch
+        self._debounce = debounce
+        self._config: Config | None = None  # the effective (last good) config
+        self._digest: str | None = None  # of the text the running config came from
+        self._watcher: ConfigWatcher | None = None
+        self._reload_lock = asyncio.Lock()
+        self._reload_again = False
+        self._deleted_reported = False
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @property
+    def config(self) -> Config | None:
+        return self._config
+
+    async def start(self) -> None:
+        """Begin watching the file, then load it and start what it enables.
+
+        Watching first means a save that lands during the first load is never missed.
+        """
+        if self._watch:
+            loop = asyncio.get_running_loop()
+            kwargs = {"debounce": self._debounce} if self._debounce is not None else {}
+            self._watcher = ConfigWatcher(self.config_path, self._on_file_changed, loop, **kwargs)
+            await asyncio.to_thread(self._watcher.start)
+        await self.reload()
+
+    async def shutdown(self) -> None:
+        """Stop watching, cancel pending reloads, stop every server."""
+        if self._watcher is not None:
+            await asyncio.to_thread(self._watcher.stop)
+            self._watcher = None
+        for t in list(self._pending):
+            t.cancel()
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=5)
+        await self.supervisor.close()
+
+    def _on_file_changed(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload(), name="config-reload")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def reload(self) -> None:
+        """Re-read the file and apply what changed. Concurrent calls coalesce."""
+        if self._reload_lock.locked():
+            self._reload_again = True
+            return
+        async with self._reload_lock:
+            while True:
+                self._reload_again = False
+                await self._reload_once()
+                if not self._reload_again:
+                    break
+
+    async def _reload_once(self) -> None:
+        first = self._config is None and self._digest is None
+        try:
+            config, text = await asyncio.to_thread(load_config, self.config_path, self._environ)
+        except ConfigFileError as e:
+            self._report_file_error(e.issue)
+            return
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if digest == self._digest and self.store.state.config_error is None:
+            return  # touched, not changed
+        self._digest = digest
+        self._deleted_reported = False
+        _logging.register_secrets(_secrets_of(config))
+        for w in config.warnings:
+            log.warning("%s", w)
+        plan = reconcile(self._config, config)
+        self._config = plan.config
+        for e in config.errors:
+            log.error("%s", e)
+        self.store.set_config_error(None)
+        self.store.publish(_config_event("loaded" if first else "reloaded", plan, config.errors))
+        held = {
+            sid: f"{_first_problem(config, sid)} — still running the last good settings" for sid in plan.held
+        }
+        await self.supervisor.apply(plan, held)
+        if not plan.is_noop:
+            log.info(
+                "config %s: start=%s stop=%s restart=%s keep=%s",
+                "loaded" if first else "reloaded",
+                list(plan.start), list(plan.stop), list(plan.restart), list(plan.keep),
+            )
+
+    def _report_file_error(self, issue: ConfigIssue) -> None:
+        running = self._config is not None
+        if issue.message == "file not found" and running:
+            if self._deleted_reported:
+                return
+            self._deleted_reported = True
+            message = f"{issue.file} was deleted; keeping the last good configuration running"
+        else:
+            suffix = "; keeping the last good configuration running" if running else ""
+            message = f"{issue}{suffix}"
+        log.error("%s", message)
+        self.store.set_config_error(message)
+        self.store.publish(ConfigEvent(action="error", errors=(issue,), message=message))
+
+    async def set_enabled(self, server_id: str, enabled: bool) -> bool:
+        """Write `enabled` into mcp.json (minimal edit) and apply it now."""
+        changed = await asyncio.to_thread(set_enabled, self.config_path, server_id, enabled)
+        await self.reload()
+        return changed
+
+
+def _first_problem(config: Config, server_id: str) -> str:
+    s = config.server(server_id)
+    return s.problems[0].message if s and s.problems else "invalid entry"
+
+
+def _config_event(action: str, plan: Plan, errors: tuple[ConfigIssue, ...]) -> ConfigEvent:
+    return ConfigEvent(
+        action=action,
+        started=plan.start,
+        stopped=plan.stop,
+        restarted=plan.restart,
+        updated=plan.keep,
+        unchanged=plan.unchanged,
+        removed=plan.removed,
+        auth_cleared=tuple(a.server for a in plan.auth_of("clear")),
+        auth_moved=tuple((a.source or "", a.server) for a in plan.auth_of("move")),
+        auth_dropped=tuple(a.server for a in plan.auth if a.kind in ("drop-tokens", "drop-client")),
+        errors=errors,
+    )
+
+
+def _secrets_of(config: Config) -> list[str]:
+    """Values that must never reach a log line, even by accident."""
+    out: list[str] = []
+    for s in config.servers:
+        out.extend(s.headers.values())
+        out.extend(s.env.values())
+        if s.auth and s.auth.client_secret:
+            out.append(s.auth.client_secret)
+    return out

@@ -1,0 +1,1 @@
+"""(auth: built by a later issue.)"""

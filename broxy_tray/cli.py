@@ -1,0 +1,184 @@
+"""The `broxy-tray` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+
+DESCRIPTION = """\
+broxy-tray keeps every MCP server in your mcp.json connected, shows their
+status, and signs in to OAuth-protected servers for you. Edits to mcp.json
+take effect as soon as you save.
+
+Without a command, broxy-tray runs: in the system tray when there is one,
+otherwise headless in this terminal."""
+
+EPILOG = """\
+config file: --config PATH, else $BROXY_CONFIG, else the platform's user
+config folder for "broxy" (see: broxy-tray config path). A missing file is
+created with a small starter config.
+
+examples:
+  broxy-tray                          run (tray, or headless without a display)
+  broxy-tray run --headless --json    machine-readable status lines
+  broxy-tray config check             validate mcp.json without running
+"""
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", metavar="PATH", default=default,
+                        help="mcp.json to use (default: $BROXY_CONFIG or the user config folder)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=default,
+                        help="detail of the log file (default: info)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="broxy-tray", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"broxy-tray {__version__}")
+    _common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the app (the default command)",
+                         description="Run broxy-tray: the tray when available, else headless in the terminal.")
+    _common(run, top=False)
+    run.add_argument("--headless", action="store_true",
+                     help="no tray: print one line per status change and config event")
+    run.add_argument("--json", action="store_true",
+                     help="with --headless: print JSON lines (see README, 'Headless output')")
+
+    config = sub.add_parser("config", help="inspect mcp.json", description="Inspect the configuration file.")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
+    check = config_sub.add_parser("check", help="validate mcp.json without running (exit 0 if valid, 1 if not)",
+                                  description="Validate mcp.json; prints file:line:column: message per problem.")
+    _common(check, top=False)
+    path = config_sub.add_parser("path", help="print the path of the mcp.json in use")
+    _common(path, top=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "run"
+    if command == "config":
+        if args.config_command == "check":
+            return _config_check(args)
+        if args.config_command == "path":
+            return _config_path(args)
+        parser.parse_args(["config", "--help"])
+        return EXIT_USAGE
+    return _run(args)
+
+
+def _config_path_of(args: argparse.Namespace) -> Path:
+    from .config import resolve_config_path
+
+    return resolve_config_path(getattr(args, "config", None))
+
+
+def _config_path(args: argparse.Namespace) -> int:
+    print(_config_path_of(args))
+    return EXIT_OK
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from .config import ConfigFileError, load_config
+
+    path = _config_path_of(args)
+    try:
+        config, _ = load_config(path)
+    except ConfigFileError as e:
+        hint = " (run broxy-tray once to create a starter config)" if e.issue.message == "file not found" else ""
+        print(f"{e.issue}{hint}", file=sys.stderr)
+        return EXIT_FAILURE
+    for w in config.warnings:
+        print(f"{w.location()}: warning: {w.message}" + (f" ({w.path})" if w.path else ""), file=sys.stderr)
+    for e in config.errors:
+        print(e, file=sys.stderr)
+    if config.errors:
+        return EXIT_FAILURE
+    enabled = sum(1 for s in config.servers if s.enabled)
+    print(f"{path}: OK ({len(config.servers)} servers, {enabled} enabled)")
+    return EXIT_OK
+
+
+def _tray_unavailable_reason() -> str:
+    """Why the tray cannot run here ('' when it can)."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
+        return "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+    return "this version has no tray UI yet"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ._instance import AlreadyRunning, InstanceLock
+    from ._logging import setup_logging
+    from .config import ensure_config
+
+    path = _config_path_of(args)
+    headless = getattr(args, "headless", False)
+    json_lines = getattr(args, "json", False)
+    if not headless:
+        reason = _tray_unavailable_reason()
+        if reason:
+            print(f"broxy-tray: {reason}; running headless in the terminal.", file=sys.stderr)
+    log_file = setup_logging(getattr(args, "log_level", None) or "info")
+    try:
+        created = ensure_config(path)
+    except OSError as e:
+        print(f"broxy-tray: cannot create {path}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_FAILURE
+    if created:
+        print(f"broxy-tray: created a starter config at {path}", file=sys.stderr)
+    lock = InstanceLock(path)
+    try:
+        lock.acquire()
+    except AlreadyRunning as e:
+        print(f"broxy-tray: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        if not json_lines:
+            print(f"broxy-tray {__version__}: config {path}; log {log_file}; Ctrl-C quits.", file=sys.stderr)
+        return asyncio.run(_run_headless(path, json_lines))
+    finally:
+        lock.release()
+
+
+async def _run_headless(path: Path, json_lines: bool) -> int:
+    from .app import App
+    from .ui.headless import HeadlessPrinter
+
+    app = App(path)
+    printer = HeadlessPrinter(app.store, json_lines=json_lines)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C arrives as KeyboardInterrupt
+            pass
+    try:
+        await app.start()
+        await stop.wait()
+    finally:
+        await app.shutdown()
+        printer.close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""(control: built by a later issue.)"""

@@ -1,0 +1,1 @@
+"""(proxy: built by a later issue.)"""

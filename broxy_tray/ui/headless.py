@@ -1,0 +1,124 @@
+"""The terminal UI: one line per status change and per config event.
+
+Human-readable by default; with `json=True`, one JSON object per line — a
+stable contract for scripts and tests (documented in the README):
+
+  {"event":"status","server":ID,"name":…,"status":…,"detail":…,"secondsLeft":…,"tools":…,"configError":…,"ts":…}
+  {"event":"config","action":"loaded"|"reloaded"|"error","started":[…],"stopped":[…],"restarted":[…],
+   "updated":[…],"unchanged":[…],"removed":[…],"authCleared":[…],"authMoved":[{"from":…,"to":…}],
+   "authDropped":[…],"errors":[{"file":…,"line":…,"column":…,"path":…,"server":…,"message":…}],
+   "message":…,"ts":…}
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any, TextIO
+
+from ..state import AppState, ConfigEvent, ServerState, StateStore
+
+
+class HeadlessPrinter:
+    """Subscribes to a store and prints what changed."""
+
+    def __init__(self, store: StateStore, *, json_lines: bool = False, out: TextIO | None = None) -> None:
+        self._json = json_lines
+        self._out = out or sys.stdout
+        self._shown: dict[str, tuple[Any, ...]] = {}
+        self._unsubscribe = store.subscribe(self._on_change)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def _on_change(self, state: AppState, event: Any) -> None:
+        if isinstance(event, ConfigEvent):
+            self._config(event)
+        present = set()
+        for s in state.servers:
+            present.add(s.id)
+            key = (s.name, s.status, s.detail, s.seconds_left, s.tools, s.config_error)
+            if self._shown.get(s.id) != key:
+                self._shown[s.id] = key
+                self._status(s)
+        for gone in set(self._shown) - present:
+            del self._shown[gone]
+
+    def _status(self, s: ServerState) -> None:
+        if self._json:
+            self._emit(
+                {
+                    "event": "status",
+                    "server": s.id,
+                    "name": s.name,
+                    "status": s.status.value,
+                    "detail": s.detail,
+                    "secondsLeft": s.seconds_left,
+                    "tools": s.tools,
+                    "configError": s.config_error,
+                    "ts": round(time.time(), 3),
+                }
+            )
+        else:
+            note = f"  (mcp.json: {s.config_error})" if s.config_error else ""
+            self._line(f"{s.name} [{s.id}]: {s.label()}{note}")
+
+    def _config(self, e: ConfigEvent) -> None:
+        if self._json:
+            self._emit(
+                {
+                    "event": "config",
+                    "action": e.action,
+                    "started": list(e.started),
+                    "stopped": list(e.stopped),
+                    "restarted": list(e.restarted),
+                    "updated": list(e.updated),
+                    "unchanged": list(e.unchanged),
+                    "removed": list(e.removed),
+                    "authCleared": list(e.auth_cleared),
+                    "authMoved": [{"from": a, "to": b} for a, b in e.auth_moved],
+                    "authDropped": list(e.auth_dropped),
+                    "errors": [i.to_json() for i in e.errors],
+                    "message": e.message,
+                    "ts": round(e.ts, 3),
+                }
+            )
+            return
+        if e.action == "error":
+            self._line(f"config error: {e.message}")
+            return
+        parts = [
+            f"{label} {', '.join(ids)}"
+            for label, ids in (
+                ("started", e.started),
+                ("stopped", e.stopped),
+                ("restarted", e.restarted),
+                ("updated", e.updated),
+                ("removed", e.removed),
+                ("sign-in data cleared for", e.auth_cleared),
+                ("sign-in data dropped for", e.auth_dropped),
+            )
+            if ids
+        ]
+        parts += [f"sign-in moved {a} → {b}" for a, b in e.auth_moved]
+        if not parts:
+            parts = ["nothing to start" if e.action == "loaded" else "nothing to change"]
+        self._line(f"config {e.action}: " + "; ".join(parts))
+        for issue in e.errors:
+            self._line(f"  {issue}")
+
+    def _line(self, text: str) -> None:
+        stamp = datetime.now().strftime("%H:%M:%S")
+        self._write(f"{stamp} {text}")
+
+    def _emit(self, obj: dict[str, Any]) -> None:
+        self._write(json.dumps(obj, ensure_ascii=False))
+
+    def _write(self, line: str) -> None:
+        try:
+            self._out.write(line + "\n")
+            self._out.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the reader went away; keep running
