@@ -36,12 +36,13 @@ class SpanMap:
     def __init__(self, text: str) -> None:
         self.text = text
         self.spans: dict[Path, Span] = {}
+        self.children: dict[Path, dict[str, None]] = {}  # object path -> its keys, ordered
         self._line_starts = [0]
         nl = text.find("\n")
         while nl != -1:
             self._line_starts.append(nl + 1)
             nl = text.find("\n", nl + 1)
-        _Scanner(text, self.spans).scan()
+        _Scanner(text, self.spans, self.children).scan()
 
     def get(self, path: Path) -> Span | None:
         return self.spans.get(path)
@@ -70,20 +71,15 @@ class SpanMap:
             p = p[:-1]
 
     def members(self, path: Path) -> list[str]:
-        """Keys of the object at `path`, in text order (last duplicate's position)."""
-        depth = len(path)
-        found = [
-            (span.key_start or 0, p[-1])
-            for p, span in self.spans.items()
-            if len(p) == depth + 1 and p[:depth] == path and isinstance(p[-1], str)
-        ]
-        return [k for _, k in sorted(found)]  # type: ignore[misc]
+        """Keys of the object at `path`, in text order (a duplicate counts at its last position)."""
+        return list(self.children.get(path, ()))
 
 
 class _Scanner:
-    def __init__(self, text: str, out: dict[Path, Span]) -> None:
+    def __init__(self, text: str, out: dict[Path, Span], children: dict[Path, dict[str, None]]) -> None:
         self.t = text
         self.out = out
+        self.children = children
         self.i = 0
 
     def scan(self) -> None:
@@ -107,6 +103,8 @@ class _Scanner:
         self.out[path] = Span(key_start, start, self.i)
 
     def _object(self, path: Path) -> None:
+        keys: dict[str, None] = {}
+        self.children[path] = keys
         self.i += 1
         self._ws()
         if self.t[self.i] == "}":
@@ -120,10 +118,14 @@ class _Scanner:
             self.i += 1  # ':'
             self._ws()
             child = path + (key,)
-            if child in self.out:  # duplicate key: the last one wins, as in json.loads
+            if key in keys:  # duplicate key: the last one wins, as in json.loads
+                del keys[key]
                 n = len(child)
                 for stale in [p for p in self.out if p[:n] == child]:
                     del self.out[stale]
+                for stale in [p for p in self.children if p[:n] == child]:
+                    del self.children[stale]
+            keys[key] = None
             self._value(child, key_start)
             self._ws()
             if self.t[self.i] == ",":

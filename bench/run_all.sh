@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Run every benchmark once and print its figures. Needs the project venv (scripts/run or scripts/test sets it up).
+set -euo pipefail
+cd "$(dirname "$0")"
+for b in config_load.py reload_latency.py idle_memory.py; do
+  ../.venv/bin/python "$b"
+done
