@@ -11,13 +11,18 @@ import json
 import os
 import time
 
-from _common import isolated_env, start_headless, stdio_servers, summary, tempdir, wait_config_event
+import sys
+from pathlib import Path
+
+from _common import isolated_env, start_headless, summary, tempdir, wait_config_event
+
+MINIMAL = str(Path(__file__).resolve().parent.parent / "tests" / "mcp" / "servers" / "minimal_stdio.py")
 
 
 def main(saves: int = 50) -> None:
     d = tempdir()
     path = d / "mcp.json"
-    cfg = stdio_servers(20)
+    cfg = {"mcpServers": {f"server{i}": {"command": sys.executable, "args": [MINIMAL]} for i in range(20)}}
     path.write_text(json.dumps(cfg, indent=2))
     proc = start_headless(path, isolated_env(d))
     try:

@@ -5,3 +5,6 @@ cd "$(dirname "$0")"
 for b in config_load.py reload_latency.py idle_memory.py; do
   ../.venv/bin/python "$b"
 done
+for mode in stdio sdk http; do
+  ../.venv/bin/python connections.py "$mode"
+done

@@ -25,7 +25,7 @@ from .config import (
     reconcile,
     set_enabled,
 )
-from .servers import ServerRunner, Supervisor, idle_runner
+from .servers import LiveRunner, ServerRunner, Supervisor
 from .state import ConfigEvent, StateStore
 
 log = logging.getLogger(__name__)
@@ -39,14 +39,14 @@ class App:
         config_path: Path,
         *,
         store: StateStore | None = None,
-        runner: ServerRunner = idle_runner,
+        runner: ServerRunner | None = None,
         environ: Mapping[str, str] | None = None,
         watch: bool = True,
         debounce: float | None = None,
     ) -> None:
         self.config_path = config_path
         self.store = store or StateStore(str(config_path))
-        self.supervisor = Supervisor(self.store, runner)
+        self.supervisor = Supervisor(self.store, runner or LiveRunner())
         self._environ = environ
         self._watch = watch
         self._debounce = debounce

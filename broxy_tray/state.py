@@ -49,6 +49,7 @@ class ServerState:
             text = f"Error: {self.detail}" if self.detail else "Error"
         elif s is ServerStatus.AVAILABLE and self.tools is not None:
             text = f"Available · {self.tools} tool{'s' if self.tools != 1 else ''}"
+            text += f" · {self.detail}" if self.detail else ""
         else:
             text = s.value + (f" · {self.detail}" if self.detail else "")
         return text

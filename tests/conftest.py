@@ -124,6 +124,27 @@ def save(path: Path, obj_or_text: Any) -> None:
     os.replace(tmp, path)
 
 
+MINIMAL_SERVER = Path(__file__).parent / "mcp" / "servers" / "minimal_stdio.py"
+
+
+@pytest.fixture
+def minimal_server() -> dict[str, Any]:
+    """A `mcpServers` entry for a tiny real stdio MCP server (3 tools, no SDK import)."""
+    return {"command": sys.executable, "args": [str(MINIMAL_SERVER)]}
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """An http URL on loopback where nothing listens (connection refused at once)."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}/mcp"
+
+
 @pytest.fixture
 def save_config() -> Callable[[Path, Any], None]:
     return save

@@ -85,21 +85,24 @@ def test_run_creates_starter_config_and_runs_headless(headless, user_env, cli):
     assert "created a starter config at" in h.stderr()
 
 
-def test_status_line_contract(headless, tmp_path):
+def test_status_line_contract(headless, tmp_path, minimal_server):
     p = tmp_path / "mcp.json"
-    p.write_text(json.dumps({"mcpServers": {"a": {"name": "Alpha", "command": "x"}}}))
+    p.write_text(json.dumps({"mcpServers": {"a": {"name": "Alpha", **minimal_server}}}))
     h = headless("--config", str(p))
     h.config_event()
     line = h.wait_for(lambda e: e["event"] == "status")
     assert set(line) >= {"event", "server", "name", "status", "detail", "secondsLeft", "ts"}
     assert (line["server"], line["name"], line["status"], line["secondsLeft"]) == ("a", "Alpha", "Connecting", None)
     assert isinstance(line["ts"], float)
+    line = h.wait_for(lambda e: e["event"] == "status")
+    assert (line["status"], line["tools"]) == ("Available", 3)
+    assert line["detail"].startswith("minimal-stdio 0.1 · protocol ")
     assert h.stop(signal.SIGINT) == 0, "Ctrl-C exits cleanly with 0"
 
 
-def test_live_reload_events(headless, tmp_path, save_config):
+def test_live_reload_events(headless, tmp_path, save_config, minimal_server, closed_port_url):
     p = tmp_path / "mcp.json"
-    cfg = {"mcpServers": {"a": {"command": "x"}, "b": {"command": "y"}, "r": {"url": "https://r.example.com/mcp"}}}
+    cfg = {"mcpServers": {"a": dict(minimal_server), "b": dict(minimal_server), "r": {"url": closed_port_url}}}
     save_config(p, cfg)
     h = headless("--config", str(p))
     assert h.config_event()["started"] == ["a", "b", "r"]
@@ -156,15 +159,16 @@ def test_plain_command_falls_back_to_headless_without_display(user_env, tmp_path
     assert "no display (DISPLAY and WAYLAND_DISPLAY are unset); running headless in the terminal." in err
 
 
-def test_human_output_shows_reload_and_errors(user_env, tmp_path, save_config):
+def test_human_output_shows_reload_and_errors(user_env, tmp_path, save_config, minimal_server):
     p = tmp_path / "mcp.json"
-    save_config(p, {"mcpServers": {"a": {"command": "x"}}})
+    save_config(p, {"mcpServers": {"a": minimal_server}})
     proc = subprocess.Popen([sys.executable, "-m", "broxy_tray", "run", "--headless", "--config", str(p)],
                             env=user_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().rstrip().endswith("config loaded: started a")
         assert proc.stdout.readline().rstrip().endswith("a [a]: Connecting")
-        save_config(p, {"mcpServers": {"a": {"command": "x"}, "b": {"url": "nope"}}})
+        assert "a [a]: Available · 3 tools · minimal-stdio 0.1 · protocol" in proc.stdout.readline()
+        save_config(p, {"mcpServers": {"a": minimal_server, "b": {"url": "nope"}}})
         assert proc.stdout.readline().rstrip().endswith("config reloaded: nothing to change")
         line = proc.stdout.readline()
         assert f"{p}:" in line and "url must be an absolute http:// or https:// URL (mcpServers.b.url)" in line
@@ -175,12 +179,12 @@ def test_human_output_shows_reload_and_errors(user_env, tmp_path, save_config):
     assert proc.returncode == 0
 
 
-def test_log_file_has_no_secrets(headless, tmp_path, user_env, save_config):
+def test_log_file_has_no_secrets(headless, tmp_path, user_env, save_config, closed_port_url):
     secret_header, secret_client, secret_env = "hdr-6a1f0c9e-secret", "cs-77b2d4-secret", "env-90ab12-secret"
     env = dict(user_env, HDR=secret_header, CS=secret_client, EV=secret_env)
     p = tmp_path / "mcp.json"
     cfg = {"mcpServers": {
-        "r": {"url": "https://r.example.com/mcp", "headers": {"X-Key": "${HDR}"},
+        "r": {"url": closed_port_url, "headers": {"X-Key": "${HDR}"},
               "auth": {"clientId": "c", "clientSecret": "${CS}"}},
         "s": {"command": "x", "env": {"TOKEN": "${EV}"}},
     }}
