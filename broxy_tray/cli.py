@@ -27,6 +27,7 @@ created with a small starter config.
 
 examples:
   broxy-tray                          run (tray, or headless without a display)
+  broxy-tray probe https://mcp.example.com/mcp --call-first
   broxy-tray run --headless --json    machine-readable status lines
   broxy-tray config check             validate mcp.json without running
 """
@@ -61,6 +62,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true",
                      help="with --headless: print JSON lines (see README, 'Headless output')")
 
+    probe = sub.add_parser(
+        "probe", help="connect to one remote MCP server, signing in if needed, and report each step",
+        description="Connect to a remote MCP server as broxy-tray would: discover its authorization server, "
+                    "register or use a client, sign in through the browser (PKCE), list its tools, optionally "
+                    "call one. Prints each step on stderr, never a token. Exit 0 on success, 1 on failure.",
+        epilog="The client secret is better passed in the environment variable BROXY_PROBE_CLIENT_SECRET than "
+               "with --client-secret, which other users can see in the process list. The browser is opened "
+               "through Python's webbrowser module (set BROWSER to choose it); without one, open the printed URL.",
+    )
+    probe.add_argument("url", help="the server's URL (http(s):// or ws(s)://)")
+    probe.add_argument("--transport", default=None, help="http (default for http URLs), sse, or websocket")
+    probe.add_argument("--header", action="append", default=[], metavar="'K: V'", help="extra request header (repeatable)")
+    probe.add_argument("--client-id", help="a pre-registered OAuth client id")
+    probe.add_argument("--client-secret", help="its secret (prefer $BROXY_PROBE_CLIENT_SECRET)")
+    probe.add_argument("--client-metadata-url", help="https URL of a Client ID Metadata Document to use as client_id")
+    probe.add_argument("--authorization-server", metavar="URL", help="issuer to use when the server names none")
+    probe.add_argument("--scope", action="append", default=None,
+                       help="scope to request when the server does not say (repeatable, or space separated)")
+    probe.add_argument("--redirect-uri", help="loopback redirect URI to listen on, e.g. http://127.0.0.1:8080/callback")
+    call = probe.add_mutually_exclusive_group()
+    call.add_argument("--call", metavar="TOOL", help="call this tool after listing")
+    call.add_argument("--call-first", action="store_true", help="call the first listed tool")
+    probe.add_argument("--args", dest="call_args", metavar="JSON", help="arguments for the call (a JSON object)")
+    probe.add_argument("--timeout", type=float, default=120.0, help="seconds for sign-in and each step (default 120)")
+    probe.add_argument("--no-browser", action="store_true", help="only print the sign-in URL")
+
     config = sub.add_parser("config", help="inspect mcp.json", description="Inspect the configuration file.")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
     check = config_sub.add_parser("check", help="validate mcp.json without running (exit 0 if valid, 1 if not)",
@@ -75,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command or "run"
+    if command == "probe":
+        return _probe(parser, args)
     if command == "config":
         if args.config_command == "check":
             return _config_check(args)
@@ -115,6 +144,47 @@ def _config_check(args: argparse.Namespace) -> int:
     enabled = sum(1 for s in config.servers if s.enabled)
     print(f"{path}: OK ({len(config.servers)} servers, {enabled} enabled)")
     return EXIT_OK
+
+
+def _probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import json
+
+    from ._logging import setup_logging
+    from ._probe import ProbeOptions, run_probe
+
+    headers = []
+    for h in args.header:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip():
+            parser.error(f"--header {h!r}: expected 'Name: value'")
+        headers.append((name.strip(), value.strip()))
+    call_args = None
+    if args.call_args is not None:
+        try:
+            call_args = json.loads(args.call_args)
+        except ValueError as e:
+            parser.error(f"--args is not JSON: {e}")
+        if not isinstance(call_args, dict):
+            parser.error("--args must be a JSON object")
+    transport = args.transport
+    if transport is None:
+        transport = "websocket" if args.url.lower().startswith(("ws://", "wss://")) else "http"
+    scopes = None
+    if args.scope is not None:
+        scopes = tuple(s for item in args.scope for s in item.split())
+    setup_logging(getattr(args, "log_level", None) or "info", stderr_level=None)
+    options = ProbeOptions(
+        url=args.url, transport=transport, headers=tuple(headers), client_id=args.client_id,
+        client_secret=args.client_secret or os.environ.get("BROXY_PROBE_CLIENT_SECRET") or None,
+        client_metadata_url=args.client_metadata_url, authorization_server=args.authorization_server,
+        scopes=scopes, redirect_uri=args.redirect_uri, call=args.call, call_first=args.call_first,
+        call_args=call_args, timeout=args.timeout, open_browser=not args.no_browser,
+    )
+    try:
+        return asyncio.run(run_probe(options))
+    except KeyboardInterrupt:
+        print("probe: cancelled", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _tray_unavailable_reason() -> str:
