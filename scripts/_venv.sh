@@ -17,3 +17,21 @@ ensure_venv() {
     touch "$stamp"
   fi
 }
+
+# Install Debian packages the tests use, when missing and when we may (root with apt-get).
+# Without them the tests that need them skip, saying why.
+ensure_debian_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "note: Debian packages ${missing[*]} are missing (install them as root); tests that need them will skip" >&2
+    return 0
+  fi
+  echo "== installing Debian packages: ${missing[*]}"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/dev/null; then
+    echo "warning: could not install ${missing[*]}; tests that need them will skip" >&2
+  fi
+}
