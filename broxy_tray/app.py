@@ -31,6 +31,10 @@ from .state import ConfigEvent, StateStore
 log = logging.getLogger(__name__)
 
 
+class IntentError(Exception):
+    """A user intent cannot be carried out (unknown server, nothing to cancel, …); the message says why."""
+
+
 class App:
     """The running broxy-tray core for one `mcp.json`."""
 
@@ -57,6 +61,7 @@ class App:
         self._reload_again = False
         self._deleted_reported = False
         self._pending: set[asyncio.Task[None]] = set()
+        self.quit_requested = asyncio.Event()
 
     @property
     def config(self) -> Config | None:
@@ -148,11 +153,43 @@ class App:
         self.store.set_config_error(message)
         self.store.publish(ConfigEvent(action="error", errors=(issue,), message=message))
 
+    # -- user intents (the tray menu, the control channel and the CLI call these) --
+
+    def _known(self, server_id: str):  # type: ignore[no-untyped-def]
+        server = self._config.server(server_id) if self._config else None
+        if server is None:
+            raise IntentError(f"no server {server_id!r} in {self.config_path}")
+        return server
+
     async def set_enabled(self, server_id: str, enabled: bool) -> bool:
         """Write `enabled` into mcp.json (minimal edit) and apply it now."""
+        self._known(server_id)
         changed = await asyncio.to_thread(set_enabled, self.config_path, server_id, enabled)
         await self.reload()
         return changed
+
+    async def retry(self, server_id: str) -> None:
+        """Reconnect now instead of waiting for the backoff (an enabled, valid server)."""
+        server = self._known(server_id)
+        if not server.enabled or not server.valid:
+            raise IntentError(f"{server_id} is {'disabled' if not server.enabled else 'not valid'}; nothing to retry")
+        await self.supervisor.restart(server_id)
+
+    async def authorize(self, server_id: str) -> None:
+        """Start (or restart) the browser sign-in for a remote server."""
+        raise IntentError("signing in from the app is not available in this version; use broxy-tray probe")
+
+    async def cancel_authorization(self, server_id: str) -> bool:
+        """Cancel a running sign-in; the server is then saved as disabled."""
+        raise IntentError("signing in from the app is not available in this version")
+
+    async def sign_out(self, server_id: str) -> None:
+        """Revoke and forget the server's tokens; it needs a sign-in again."""
+        raise IntentError("signing in from the app is not available in this version")
+
+    def request_quit(self) -> None:
+        """Ask the runner (tray or headless) to shut down cleanly."""
+        self.quit_requested.set()
 
 
 def _first_problem(config: Config, server_id: str) -> str:

@@ -39,6 +39,8 @@ class ServerState:
     seconds_left: int | None = None  # only while status is Authorization
     tools: int | None = None
     config_error: str | None = None  # the entry is invalid; the last good entry still runs
+    auth_url: str | None = None  # the sign-in page while status is Authorization
+    remote: bool = False  # reached over the network (sign-in actions make sense)
 
     def label(self) -> str:
         """`Available · 3 tools`, `Authorization: 97 s`, `Error: <reason>`, `Disabled`."""
@@ -62,6 +64,7 @@ class AppState:
     servers: tuple[ServerState, ...] = ()
     config_path: str = ""
     config_error: str | None = None  # the file as a whole is unusable; last good config runs
+    storage: str = ""  # "Secret Service", "Keychain", … or "unavailable — …"
     revision: int = 0
 
     def server(self, server_id: str) -> ServerState | None:
@@ -141,6 +144,10 @@ class StateStore:
                 self._commit(replace(self._state, servers=tuple(servers)))
                 return new
         return None
+
+    def set_storage(self, description: str) -> None:
+        if description != self._state.storage:
+            self._commit(replace(self._state, storage=description))
 
     def set_config_error(self, message: str | None) -> None:
         if message != self._state.config_error:

@@ -67,14 +67,15 @@ class Supervisor:
         for s in plan.config.servers:
             prev = current.server(s.id)
             note = config_errors.get(s.id)
+            remote = s.transport is not None and s.transport.is_remote
             if not s.valid:
                 out.append(ServerState(s.id, s.name, ServerStatus.ERROR, detail=s.problems[0].message))
             elif not s.enabled:
-                out.append(ServerState(s.id, s.name, ServerStatus.DISABLED, config_error=note))
+                out.append(ServerState(s.id, s.name, ServerStatus.DISABLED, config_error=note, remote=remote))
             elif prev is not None and s.id not in fresh and s.id in self._tasks:
-                out.append(replace(prev, name=s.name, config_error=note))
+                out.append(replace(prev, name=s.name, config_error=note, remote=remote))
             else:
-                out.append(ServerState(s.id, s.name, ServerStatus.CONNECTING, config_error=note))
+                out.append(ServerState(s.id, s.name, ServerStatus.CONNECTING, config_error=note, remote=remote))
         return out
 
     def _spawn(self, server: ServerConfig, config: Config) -> None:
@@ -100,6 +101,17 @@ class Supervisor:
             _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
             for t in pending:
                 log.warning("%s did not stop within %.0f s", t.get_name(), STOP_TIMEOUT)
+
+    async def restart(self, server_id: str) -> None:
+        """Stop and start one server's task now (e.g. "Retry now" while it waits in backoff)."""
+        if self._config is None:
+            return
+        server = self._config.server(server_id)
+        if server is None or not server.valid or not server.enabled:
+            return
+        await self._stop_all([server_id])
+        self._store.update_server(server_id, status=ServerStatus.CONNECTING, detail="", tools=None)
+        self._spawn(server, self._config)
 
     async def close(self) -> None:
         """Cancel every server task (shutdown)."""
