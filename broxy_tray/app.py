@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import webbrowser
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from . import _logging
 from .config import (
@@ -26,7 +27,7 @@ from .config import (
     set_enabled,
 )
 from .servers import LiveRunner, ServerRunner, Supervisor
-from .state import ConfigEvent, StateStore
+from .state import AuthNotice, ConfigEvent, ServerStatus, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,18 @@ class App:
         environ: Mapping[str, str] | None = None,
         watch: bool = True,
         debounce: float | None = None,
+        credentials: object | None = None,
+        open_browser: Callable[[str], Any] | None = None,
     ) -> None:
+        from .auth._coordinator import AuthCoordinator
+        from .auth._store import MemoryStore
+
         self.config_path = config_path
         self.store = store or StateStore(str(config_path))
-        self.supervisor = Supervisor(self.store, runner or LiveRunner())
+        self.credentials = credentials or MemoryStore()
+        self.auth = AuthCoordinator(self.credentials, open_browser=open_browser or _open_in_browser,  # type: ignore[arg-type]
+                                    on_notice=self._on_auth_notice)
+        self.supervisor = Supervisor(self.store, runner or LiveRunner(auth=self.auth))
         self._environ = environ
         self._watch = watch
         self._debounce = debounce
@@ -62,6 +71,8 @@ class App:
         self._deleted_reported = False
         self._pending: set[asyncio.Task[None]] = set()
         self.quit_requested = asyncio.Event()
+        self._disabled_reasons: dict[str, str] = {}  # why a server was saved as disabled by us
+        self._closing = False
 
     @property
     def config(self) -> Config | None:
@@ -80,7 +91,8 @@ class App:
         await self.reload()
 
     async def shutdown(self) -> None:
-        """Stop watching, cancel pending reloads, stop every server."""
+        """Stop watching, cancel pending reloads and sign-ins, stop every server."""
+        self._closing = True  # a sign-in cancelled by quitting is not the user's cancel: mcp.json stays as it is
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.stop)
             self._watcher = None
@@ -89,11 +101,10 @@ class App:
         if self._pending:
             await asyncio.wait(self._pending, timeout=5)
         await self.supervisor.close()
+        await self.auth.close()
 
     def _on_file_changed(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.reload(), name="config-reload")
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._track(asyncio.get_running_loop().create_task(self.reload(), name="config-reload"))
 
     async def reload(self) -> None:
         """Re-read the file and apply what changed. Concurrent calls coalesce."""
@@ -131,7 +142,11 @@ class App:
         held = {
             sid: f"{_first_problem(config, sid)} — still running the last good settings" for sid in plan.held
         }
-        await self.supervisor.apply(plan, held)
+        await self.auth.apply(plan.auth)
+        for sid in plan.start:
+            self._disabled_reasons.pop(sid, None)
+        await self.supervisor.apply(plan, held, self._disabled_reasons)
+        self.auth.forget_missing(plan.config)
         if not plan.is_noop:
             log.info(
                 "config %s: start=%s stop=%s restart=%s keep=%s",
@@ -173,23 +188,107 @@ class App:
         server = self._known(server_id)
         if not server.enabled or not server.valid:
             raise IntentError(f"{server_id} is {'disabled' if not server.enabled else 'not valid'}; nothing to retry")
+        if self.auth.signing_in(server_id):
+            return  # the connection waits for the sign-in; restarting it would only hide the countdown
         await self.supervisor.restart(server_id)
 
     async def authorize(self, server_id: str) -> None:
-        """Start (or restart) the browser sign-in for a remote server."""
-        raise IntentError("signing in from the app is not available in this version; use broxy-tray probe")
+        """Start (or restart) the browser sign-in for a remote server; returns once it has started."""
+        from .auth._coordinator import uses_oauth
+
+        server = self._known(server_id)
+        if not uses_oauth(server):
+            why = "has an Authorization header" if server.has_authorization_header else "is not an OAuth server"
+            raise IntentError(f"{server_id} {why}; there is nothing to sign in to")
+        if not server.enabled:
+            await self.set_enabled(server_id, True)  # connecting signs in if it needs to
+            return
+        if self.auth.signing_in(server_id):
+            return  # one sign-in per server: this one joins
+        assert self._config is not None
+        config = self._config
+
+        async def run() -> None:
+            try:
+                await self.auth.authorize(server, config)
+            except Exception as e:  # reported through the auth notices
+                log.info("%s: re-authorization ended: %s", server_id, e)
+                return
+            await self.supervisor.restart(server_id)  # reconnect with the new token
+
+        self._track(asyncio.get_running_loop().create_task(run(), name=f"authorize:{server_id}"))
 
     async def cancel_authorization(self, server_id: str) -> bool:
         """Cancel a running sign-in; the server is then saved as disabled."""
-        raise IntentError("signing in from the app is not available in this version")
+        self._known(server_id)
+        if not self.auth.cancel(server_id):
+            raise IntentError(f"no sign-in is running for {server_id}")
+        return True
 
     async def sign_out(self, server_id: str) -> None:
-        """Revoke and forget the server's tokens; it needs a sign-in again."""
-        raise IntentError("signing in from the app is not available in this version")
+        """Revoke and forget the server's tokens, and save it as disabled (enable it to sign in again)."""
+        server = self._known(server_id)
+        from .auth._coordinator import uses_oauth
+
+        if not uses_oauth(server):
+            raise IntentError(f"{server_id} does not use OAuth sign-in")
+        await self.auth.sign_out(server_id)
+        self._disabled_reasons[server_id] = "signed out"
+        if server.enabled:
+            await self.set_enabled(server_id, False)
+        else:
+            self.store.update_server(server_id, detail="signed out")
+
+    # -- sign-in progress → state ------------------------------------------------------
+
+    def _on_auth_notice(self, n: AuthNotice) -> None:
+        if n.action == "started":
+            self.store.update_server(n.server, status=ServerStatus.AUTHORIZATION, seconds_left=n.seconds_left,
+                                     auth_url=n.url, detail="", tools=None)
+        elif n.action == "tick":
+            current = self.store.state.server(n.server)
+            if current is not None and current.status is ServerStatus.AUTHORIZATION:
+                self.store.update_server(n.server, seconds_left=n.seconds_left)
+            return  # ticks are status changes, not events of their own
+        elif n.action == "succeeded":
+            self.store.update_server(n.server, status=ServerStatus.CONNECTING, seconds_left=None, auth_url=None)
+        elif n.action in ("failed", "cancelled") and not self._closing:
+            reason = n.reason or "sign-in failed"
+            self._disabled_reasons[n.server] = reason
+            self.store.update_server(n.server, seconds_left=None, auth_url=None)
+            self._track(asyncio.get_running_loop().create_task(self._save_disabled(n.server, reason)))
+        self.store.publish(n)
+
+    async def _save_disabled(self, server_id: str, reason: str) -> None:
+        """After a cancelled or failed sign-in the server is saved as disabled, with the reason shown."""
+        from .config import ConfigWriteError
+
+        try:
+            changed = await asyncio.to_thread(set_enabled, self.config_path, server_id, False)
+        except ConfigWriteError as e:
+            log.error("%s: could not save it as disabled: %s", server_id, e)
+            self.store.update_server(server_id, status=ServerStatus.ERROR, detail=f"{reason}; {e}")
+            return
+        if changed:
+            await self.reload()
+        else:
+            self.store.update_server(server_id, status=ServerStatus.DISABLED, detail=reason)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def request_quit(self) -> None:
         """Ask the runner (tray or headless) to shut down cleanly."""
         self.quit_requested.set()
+
+
+async def _open_in_browser(url: str) -> bool:
+    """The default browser opener: Python's webbrowser (honours $BROWSER), off the event loop."""
+    try:
+        return await asyncio.to_thread(webbrowser.open, url)
+    except Exception:
+        return False
 
 
 def _first_problem(config: Config, server_id: str) -> str:

@@ -100,6 +100,18 @@ class ConfigEvent:
     ts: float = field(default_factory=time.time)
 
 
+@dataclass(frozen=True)
+class AuthNotice:
+    """Sign-in progress for the UIs: started (url), tick (seconds left), succeeded, failed/cancelled (reason)."""
+
+    server: str
+    action: str  # "started" | "tick" | "succeeded" | "failed" | "cancelled"
+    url: str | None = None
+    seconds_left: int | None = None
+    reason: str | None = None
+    ts: float = field(default_factory=time.time)
+
+
 Listener = Callable[[AppState, Any], None]
 
 

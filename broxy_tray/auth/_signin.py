@@ -183,6 +183,8 @@ class ServerAuth:
             self._signin = asyncio.get_running_loop().create_task(
                 self._sign_in(challenge, scopes), name=f"sign-in:{self.settings.server_id}"
             )
+            # its outcome is reported as events; waiters may all be gone (cancelled) by the time it ends
+            self._signin.add_done_callback(lambda t: t.cancelled() or t.exception())
         return await asyncio.shield(self._signin)
 
     def cancel(self) -> bool:
@@ -314,16 +316,24 @@ class ServerAuth:
 
     # -- refresh ------------------------------------------------------------------
 
-    def _due_for_refresh(self, tokens: TokenSet) -> bool:
+    def refresh_due_at(self, tokens: TokenSet) -> float:
+        """When to refresh: at ~80 % of the lifetime, and at least 60 s before expiry."""
         if tokens.expires_at is None:
-            return False
+            return float("inf")
         lifetime = max(0.0, tokens.expires_at - (tokens.issued_at or tokens.expires_at))
-        margin = max(REFRESH_MARGIN, REFRESH_FRACTION * lifetime)
-        return tokens.expires_within(margin, self._clock())
+        return tokens.expires_at - max(REFRESH_MARGIN, REFRESH_FRACTION * lifetime)
+
+    def _due_for_refresh(self, tokens: TokenSet) -> bool:
+        return self._clock() >= self.refresh_due_at(tokens)
+
+    async def refresh_now(self, tokens: TokenSet) -> TokenSet:
+        """Refresh `tokens` (joining a refresh already running)."""
+        return await self._refresh_shared(tokens)
 
     async def _refresh_shared(self, tokens: TokenSet) -> TokenSet:
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.get_running_loop().create_task(self._refresh(tokens))
+            self._refreshing.add_done_callback(lambda t: t.cancelled() or t.exception())
         return await asyncio.shield(self._refreshing)
 
     async def _refresh(self, tokens: TokenSet) -> TokenSet:

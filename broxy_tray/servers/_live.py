@@ -15,7 +15,7 @@ import logging
 import math
 import random
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ..config import Config, ServerConfig
 from ..mcp import ConnectError, open_connection, preload_sdk
@@ -25,6 +25,14 @@ INITIAL_DELAY = 0.5
 MAX_DELAY = 60.0
 HEALTHY_AFTER = 30.0  # a connection that lasted this long resets the backoff
 JITTER = 0.2  # ±20 %
+
+
+class AuthHooks(Protocol):
+    """What the runner needs from the OAuth coordinator (kept abstract: servers never imports auth)."""
+
+    def auth_for(self, server: ServerConfig, config: Config) -> Any: ...
+
+    def signin_failure(self, server_id: str) -> str | None: ...
 
 
 class Backoff:
@@ -56,8 +64,10 @@ class LiveRunner:
         connect: Callable[..., Any] = open_connection,
         healthy_after: float = HEALTHY_AFTER,
         backoff: Callable[[], Backoff] = Backoff,
+        auth: AuthHooks | None = None,
     ) -> None:
         self._connect = connect
+        self._auth = auth
         self._healthy_after = healthy_after
         self._backoff = backoff
 
@@ -67,13 +77,18 @@ class LiveRunner:
         while True:
             store.update_server(server.id, status=ServerStatus.CONNECTING, detail="", tools=None, seconds_left=None)
             await preload_sdk()
+            auth = self._auth.auth_for(server, config) if self._auth else None
+            # a browser sign-in may happen inside the connect: give it its own time on top
+            connect_timeout = config.connect_timeout + (config.authorization_timeout if auth else 0.0)
+            kwargs = {"auth": auth} if auth is not None else {}
             started = time.monotonic()
             try:
                 async with self._connect(
                     server,
-                    connect_timeout=config.connect_timeout,
+                    connect_timeout=connect_timeout,
                     request_timeout=config.request_timeout,
                     log=log,
+                    **kwargs,
                 ) as conn:
                     started = time.monotonic()
                     store.update_server(
@@ -85,6 +100,10 @@ class LiveRunner:
                     reason = lost.reason
             except ConnectError as e:
                 reason = e.reason
+            failure = self._auth.signin_failure(server.id) if self._auth else None
+            if failure is not None:
+                log.info("sign-in ended without tokens (%s); not retrying", failure)
+                return  # the app saves the server as disabled and shows why
             if time.monotonic() - started >= self._healthy_after:
                 backoff.reset()
             delay = backoff.next()

@@ -49,18 +49,22 @@ class Supervisor:
         """Live tasks by server id (read-only use: tests and diagnostics)."""
         return dict(self._tasks)
 
-    async def apply(self, plan: Plan, config_errors: dict[str, str] | None = None) -> None:
+    async def apply(
+        self, plan: Plan, config_errors: dict[str, str] | None = None, disabled_reasons: dict[str, str] | None = None
+    ) -> None:
         """Execute the connection half of `plan` and publish the new server list."""
         config = plan.config
         self._config = config
         await self._stop_all([*plan.stop, *plan.restart, *plan.removed])
-        self._store.set_servers(self._initial_states(plan, config_errors or {}))
+        self._store.set_servers(self._initial_states(plan, config_errors or {}, disabled_reasons or {}))
         for sid in [*plan.start, *plan.restart]:
             server = config.server(sid)
             if server is not None:
                 self._spawn(server, config)
 
-    def _initial_states(self, plan: Plan, config_errors: dict[str, str]) -> list[ServerState]:
+    def _initial_states(
+        self, plan: Plan, config_errors: dict[str, str], disabled_reasons: dict[str, str]
+    ) -> list[ServerState]:
         current = self._store.state
         fresh = set(plan.start) | set(plan.restart)
         out = []
@@ -71,7 +75,8 @@ class Supervisor:
             if not s.valid:
                 out.append(ServerState(s.id, s.name, ServerStatus.ERROR, detail=s.problems[0].message))
             elif not s.enabled:
-                out.append(ServerState(s.id, s.name, ServerStatus.DISABLED, config_error=note, remote=remote))
+                out.append(ServerState(s.id, s.name, ServerStatus.DISABLED, detail=disabled_reasons.get(s.id, ""),
+                                       config_error=note, remote=remote))
             elif prev is not None and s.id not in fresh and s.id in self._tasks:
                 out.append(replace(prev, name=s.name, config_error=note, remote=remote))
             else:

@@ -4,6 +4,7 @@ Human-readable by default; with `json=True`, one JSON object per line — a
 stable contract for scripts and tests (documented in the README):
 
   {"event":"status","server":ID,"name":…,"status":…,"detail":…,"secondsLeft":…,"tools":…,"configError":…,"ts":…}
+  {"event":"auth","server":ID,"action":"started"|"succeeded"|"failed"|"cancelled","url":…,"secondsLeft":…,"reason":…,"ts":…}
   {"event":"config","action":"loaded"|"reloaded"|"error","started":[…],"stopped":[…],"restarted":[…],
    "updated":[…],"unchanged":[…],"removed":[…],"authCleared":[…],"authMoved":[{"from":…,"to":…}],
    "authDropped":[…],"errors":[{"file":…,"line":…,"column":…,"path":…,"server":…,"message":…}],
@@ -18,7 +19,7 @@ import time
 from datetime import datetime
 from typing import Any, TextIO
 
-from ..state import AppState, ConfigEvent, ServerState, StateStore
+from ..state import AppState, AuthNotice, ConfigEvent, ServerState, StateStore
 
 
 class HeadlessPrinter:
@@ -36,13 +37,18 @@ class HeadlessPrinter:
     def _on_change(self, state: AppState, event: Any) -> None:
         if isinstance(event, ConfigEvent):
             self._config(event)
+        elif isinstance(event, AuthNotice):
+            self._auth(state, event)
         present = set()
         for s in state.servers:
             present.add(s.id)
             key = (s.name, s.status, s.detail, s.seconds_left, s.tools, s.config_error)
-            if self._shown.get(s.id) != key:
+            previous = self._shown.get(s.id)
+            if previous != key:
                 self._shown[s.id] = key
-                self._status(s)
+                countdown_only = previous is not None and previous[:3] == key[:3] and previous[4:] == key[4:]
+                if self._json or not countdown_only or (s.seconds_left or 0) % 10 == 0:
+                    self._status(s)  # the terminal shows the countdown every 10 s; JSON every second
         for gone in set(self._shown) - present:
             del self._shown[gone]
 
@@ -64,6 +70,22 @@ class HeadlessPrinter:
         else:
             note = f"  (mcp.json: {s.config_error})" if s.config_error else ""
             self._line(f"{s.name} [{s.id}]: {s.label()}{note}")
+
+    def _auth(self, state: AppState, n: AuthNotice) -> None:
+        if self._json:
+            self._emit({"event": "auth", "server": n.server, "action": n.action, "url": n.url,
+                        "secondsLeft": n.seconds_left, "reason": n.reason, "ts": round(n.ts, 3)})
+            return
+        server = state.server(n.server)
+        name = server.name if server else n.server
+        if n.action == "started":
+            self._line(f"Authorize {name}: open {n.url}")
+        elif n.action == "succeeded":
+            self._line(f"{name}: signed in")
+        elif n.action == "cancelled":
+            self._line(f"{name}: sign-in cancelled")
+        else:
+            self._line(f"{name}: sign-in failed: {n.reason}")
 
     def _config(self, e: ConfigEvent) -> None:
         if self._json:

@@ -1,0 +1,302 @@
+"""OAuth for the whole app: one `ServerAuth` per server, the shared store, the countdown, refresh timers.
+
+The coordinator is UI-agnostic. It hands the connection layer an
+`httpx2.Auth` per server, executes the reconciler's auth actions (clear,
+move, drop), keeps tokens fresh in the background (retrying transient
+faults with backoff while the current token still works, never opening a
+browser for them), and reports sign-in progress as `AuthNotice`s:
+started (with the URL), a tick every second with the seconds left,
+succeeded, failed (with the reason), cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+import httpx2
+
+from ..config import AuthAction, Config, ServerConfig
+from ..state import AuthNotice
+from ._bearer import BearerAuth
+from ._client import ClientSettings
+from ._errors import AuthError
+from ._signin import AuthEvent, AuthSettings, BrowserOpener, ServerAuth
+from ._store import CredentialStore
+from ._tokens import TokenError, revoke
+
+log = logging.getLogger(__name__)
+
+REFRESH_RETRY_INITIAL = 1.0
+REFRESH_RETRY_MAX = 60.0
+
+
+def settings_for(server: ServerConfig, config: Config) -> AuthSettings:
+    a = server.auth
+    return AuthSettings(
+        server_id=server.id,
+        server_name=server.name,
+        server_url=server.url or "",
+        client=ClientSettings(
+            client_id=a.client_id if a else None,
+            client_secret=a.client_secret if a else None,
+            client_id_metadata_url=a.client_id_metadata_url if a else None,
+            token_endpoint_auth_method=a.token_endpoint_auth_method if a else None,
+            allow_dynamic_registration=a.allow_dynamic_registration if a else True,
+        ),
+        configured_issuer=a.authorization_server if a else None,
+        configured_scopes=a.scopes if a else None,
+        redirect_uri=a.redirect_uri if a else None,
+        authorization_timeout=config.authorization_timeout,
+        request_timeout=min(config.request_timeout, 30.0),
+    )
+
+
+def uses_oauth(server: ServerConfig) -> bool:
+    """Remote, valid, and without a user-managed Authorization header."""
+    return bool(server.valid and server.transport and server.transport.is_remote and not server.has_authorization_header)
+
+
+@dataclass
+class _Entry:
+    auth: ServerAuth
+    settings: AuthSettings
+    ticker: asyncio.Task[None] | None = None
+    refresher: asyncio.Task[None] | None = None
+    failure: str | None = None  # why the last sign-in ended without tokens (cancel, timeout, error)
+
+
+class AuthCoordinator:
+    """Call from the event loop only."""
+
+    def __init__(
+        self,
+        store: CredentialStore,
+        *,
+        open_browser: BrowserOpener,
+        on_notice: Callable[[AuthNotice], None],
+        clock: Callable[[], float] = time.time,
+        http: httpx2.AsyncClient | None = None,
+    ) -> None:
+        self.store = store
+        self._open_browser = open_browser
+        self._on_notice = on_notice
+        self._clock = clock
+        self._http = http
+        self._entries: dict[str, _Entry] = {}
+
+    # -- for the connection layer ------------------------------------------------
+
+    def auth_for(self, server: ServerConfig, config: Config) -> httpx2.Auth | None:
+        """The `httpx2.Auth` for this server's connection (None: no OAuth for it)."""
+        if not uses_oauth(server):
+            return None
+        return BearerAuth(self._entry(server, config).auth)
+
+    def signin_failure(self, server_id: str) -> str | None:
+        """Why the last sign-in of this server ended without tokens (then: do not retry on a timer)."""
+        entry = self._entries.get(server_id)
+        return entry.failure if entry else None
+
+    def _entry(self, server: ServerConfig, config: Config) -> _Entry:
+        settings = settings_for(server, config)
+        entry = self._entries.get(server.id)
+        if entry is not None and entry.settings == settings:
+            return entry
+        if entry is not None:
+            self._stop_tasks(entry)
+            entry.auth.cancel()
+        auth = ServerAuth(settings, store=self.store, http=self._client(), open_browser=self._open_browser,
+                          on_event=lambda e: self._on_event(server.id, e), clock=self._clock)
+        entry = _Entry(auth, settings)
+        self._entries[server.id] = entry
+        return entry
+
+    def _client(self) -> httpx2.AsyncClient:
+        if self._http is None:
+            from ..mcp._http import shared_ssl_context
+
+            self._http = httpx2.AsyncClient(verify=shared_ssl_context(), follow_redirects=False,
+                                            timeout=httpx2.Timeout(30.0))
+        return self._http
+
+    # -- events from the ServerAuths ------------------------------------------------
+
+    def _on_event(self, server_id: str, event: AuthEvent) -> None:
+        entry = self._entries.get(server_id)
+        if entry is None:
+            return
+        if event.kind == "authorize":
+            entry.failure = None
+            self._start_ticker(server_id, entry, event.url or "")
+        elif event.kind == "token":
+            self._stop_ticker(entry)
+            entry.failure = None
+            self._notify(AuthNotice(server_id, "succeeded"))
+            self._schedule_refresh(server_id, entry)
+        elif event.kind == "refreshed":
+            self._schedule_refresh(server_id, entry)
+        elif event.kind in ("failed", "cancelled"):
+            self._stop_ticker(entry)
+            entry.failure = event.message
+            self._notify(AuthNotice(server_id, event.kind, reason=event.message))
+
+    def _start_ticker(self, server_id: str, entry: _Entry, url: str) -> None:
+        self._stop_ticker(entry)
+        timeout = entry.settings.authorization_timeout
+        started = time.monotonic()
+        self._notify(AuthNotice(server_id, "started", url=url, seconds_left=int(timeout)))
+
+        async def tick() -> None:
+            while True:
+                left = timeout - (time.monotonic() - started)
+                if left <= 0:
+                    return
+                await asyncio.sleep(left - int(left) or 1.0)  # land on whole seconds
+                left = max(0, int(round(timeout - (time.monotonic() - started))))
+                self._notify(AuthNotice(server_id, "tick", url=url, seconds_left=left))
+
+        entry.ticker = asyncio.get_running_loop().create_task(tick(), name=f"auth-countdown:{server_id}")
+
+    def _stop_ticker(self, entry: _Entry) -> None:
+        if entry.ticker is not None:
+            entry.ticker.cancel()
+            entry.ticker = None
+
+    def _notify(self, notice: AuthNotice) -> None:
+        try:
+            self._on_notice(notice)
+        except Exception:
+            log.exception("auth notice listener failed")
+
+    # -- background refresh -----------------------------------------------------------
+
+    def _schedule_refresh(self, server_id: str, entry: _Entry) -> None:
+        if entry.refresher is not None and not entry.refresher.done():
+            if entry.refresher is not asyncio.current_task():
+                entry.refresher.cancel()
+        entry.refresher = asyncio.get_running_loop().create_task(
+            self._refresh_loop(server_id, entry), name=f"auth-refresh:{server_id}"
+        )
+
+    async def _refresh_loop(self, server_id: str, entry: _Entry) -> None:
+        """Sleep until the token is due, refresh; transient faults retry with backoff while it lasts."""
+        delay = REFRESH_RETRY_INITIAL
+        while True:
+            stored = await self.store.load(server_id)
+            tokens = stored.tokens if stored else None
+            if tokens is None or tokens.expires_at is None or not tokens.refresh_token:
+                return
+            wait = entry.auth.refresh_due_at(tokens) - self._clock()
+            if wait > 0:
+                await asyncio.sleep(min(wait, 3600))
+                continue
+            try:
+                await entry.auth.refresh_now(tokens)
+                return  # the "refreshed" event scheduled the next round
+            except TokenError as e:
+                if not e.transient:
+                    log.info("%s: refresh refused (%s); the next request signs in again", server_id, e.error)
+                    return
+            except AuthError as e:
+                log.info("%s: refresh failed (%s); retrying in %.0f s", server_id, e, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REFRESH_RETRY_MAX)
+
+    # -- intents -------------------------------------------------------------------------
+
+    def cancel(self, server_id: str) -> bool:
+        entry = self._entries.get(server_id)
+        return entry.auth.cancel() if entry else False
+
+    def signing_in(self, server_id: str) -> bool:
+        entry = self._entries.get(server_id)
+        return bool(entry and entry.auth.signing_in)
+
+    async def authorize(self, server: ServerConfig, config: Config) -> None:
+        """Force a new browser sign-in (re-authorize); returns when it ends."""
+        if not uses_oauth(server):
+            raise AuthError(f"{server.id} does not use OAuth sign-in")
+        await self._entry(server, config).auth.sign_in()
+
+    async def sign_out(self, server_id: str) -> None:
+        """Revoke what the AS lets us revoke, then forget the server's tokens."""
+        stored = await self.store.load(server_id)
+        entry = self._entries.get(server_id)
+        if entry is not None:
+            entry.auth.cancel()
+            self._stop_tasks(entry)
+        if stored and stored.tokens and stored.revocation_endpoint:
+            reg = stored.registration_for(stored.tokens.issuer)
+            if reg is not None:
+                from ._drive import drive
+
+                for token, hint in ((stored.tokens.refresh_token, "refresh_token"),
+                                    (stored.tokens.access_token, "access_token")):
+                    if not token:
+                        continue
+                    try:
+                        await drive(revoke(reg, stored.revocation_endpoint, token, hint), self._client(), timeout=10)
+                    except AuthError as e:
+                        log.warning("%s: revoking the %s failed: %s", server_id, hint.replace("_", " "), e)
+        if stored is not None:
+            await self.store.save(server_id, replace(stored, tokens=None))
+        log.info("%s: signed out", server_id)
+
+    async def apply(self, actions: tuple[AuthAction, ...]) -> None:
+        """Execute the reconciler's auth actions against the store."""
+        for a in actions:
+            try:
+                if a.kind == "clear":
+                    self._forget(a.server)
+                    await self.store.delete(a.server)
+                elif a.kind == "move" and a.source:
+                    self._forget(a.source)
+                    entry = await self.store.load(a.source)
+                    if entry is not None:
+                        await self.store.save(a.server, entry)
+                    await self.store.delete(a.source)
+                elif a.kind == "drop-tokens":
+                    self._forget(a.server)
+                    entry = await self.store.load(a.server)
+                    if entry is not None:
+                        await self.store.save(a.server, replace(entry, tokens=None))
+                elif a.kind == "drop-client":
+                    self._forget(a.server)
+                    await self.store.delete(a.server)
+                # step-up: the next 403 insufficient_scope asks for the union; nothing to do now
+                log.info("auth: %s %s (%s)", a.kind, a.server, a.reason)
+            except Exception:
+                log.exception("auth: %s for %s failed", a.kind, a.server)
+
+    def _forget(self, server_id: str) -> None:
+        entry = self._entries.pop(server_id, None)
+        if entry is not None:
+            entry.auth.cancel()
+            self._stop_tasks(entry)
+
+    def forget_missing(self, config: Config) -> None:
+        """Drop per-server state of servers that are gone or disabled (their timers stop)."""
+        keep = {s.id for s in config.servers if s.enabled and uses_oauth(s)}
+        for sid in [sid for sid in self._entries if sid not in keep]:
+            entry = self._entries.pop(sid)
+            entry.auth.cancel()
+            self._stop_tasks(entry)
+
+    def _stop_tasks(self, entry: _Entry) -> None:
+        self._stop_ticker(entry)
+        if entry.refresher is not None:
+            entry.refresher.cancel()
+            entry.refresher = None
+
+    async def close(self) -> None:
+        for entry in self._entries.values():
+            entry.auth.cancel()
+            self._stop_tasks(entry)
+        self._entries.clear()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+

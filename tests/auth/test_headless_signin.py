@@ -1,0 +1,70 @@
+"""Headless sign-in as a user sees it: `broxy-tray run --headless --json` with a real browser command."""
+
+from __future__ import annotations
+
+import json
+import signal
+import stat
+import sys
+from pathlib import Path
+
+REDIRECT_BROWSER = Path(__file__).resolve().parent / "redirect_browser.py"
+
+
+def browser(tmp_path: Path) -> str:
+    wrapper = tmp_path / "browser"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REDIRECT_BROWSER}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return str(wrapper)
+
+
+def test_headless_sign_in_json_lines(auth_server, mcp_server, headless, user_env, tmp_path):
+    p = tmp_path / "mcp.json"
+    p.write_text(json.dumps({"mcpServers": {"sec": {"name": "Secured", "url": mcp_server.url}}}))
+    h = headless("--config", str(p), env=dict(user_env, BROWSER=browser(tmp_path)))
+    started = h.wait_for(lambda e: e["event"] == "auth", timeout=20)
+    assert started["action"] == "started" and started["server"] == "sec"
+    assert started["url"].startswith(auth_server.issuer + "/authorize?") and started["secondsLeft"] == 120
+    assert h.wait_for(lambda e: e["event"] == "auth", timeout=20)["action"] == "succeeded"
+    available = h.wait_for(lambda e: e["event"] == "status" and e["status"] == "Available", timeout=20)
+    assert available["server"] == "sec" and available["tools"] >= 2
+    assert h.stop() == 0
+    countdown = [e for e in h.lines if e["event"] == "status" and e["status"] == "Authorization"]
+    assert countdown and countdown[0]["secondsLeft"] == 120
+
+
+def test_ctrl_c_during_sign_in_exits_cleanly_and_keeps_the_file(make_auth_server, make_mcp_server, headless,
+                                                               user_env, tmp_path):
+    auth = make_auth_server(authorize_mode="hang")
+    rs = make_mcp_server(auth)
+    p = tmp_path / "mcp.json"
+    text = json.dumps({"mcpServers": {"sec": {"url": rs.url}}}, indent=2)
+    p.write_text(text)
+    h = headless("--config", str(p), env=dict(user_env, BROWSER="true"))
+    h.wait_for(lambda e: e["event"] == "auth" and e["action"] == "started", timeout=20)
+    assert h.stop(signal.SIGINT) == 0
+    auth.release()
+    assert p.read_text() == text, "quitting is not the user cancelling: mcp.json is left alone"
+
+
+def test_human_output_prints_the_sign_in_url(auth_server, mcp_server, user_env, tmp_path):
+    import subprocess
+
+    p = tmp_path / "mcp.json"
+    p.write_text(json.dumps({"mcpServers": {"sec": {"name": "Secured", "url": mcp_server.url}}}))
+    proc = subprocess.Popen([sys.executable, "-m", "broxy_tray", "run", "--headless", "--config", str(p)],
+                            env=dict(user_env, BROWSER=browser(tmp_path)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if "Available" in line:
+                break
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    text = "\n".join(lines)
+    assert f"Authorize Secured: open {auth_server.issuer}/authorize?" in text
+    assert "Secured [sec]: Authorization: 120 s" in text
+    assert "Secured: signed in" in text
