@@ -3,75 +3,72 @@
 The protocol logic is sans-IO: each network step is a generator that yields
 an `httpx2.Request` and is sent the `httpx2.Response`; `drive()` runs one
 over a real client.
+
+Importing this package is cheap: names load from their modules on first use,
+so an app with no remote servers never pays for httpx2 and the metadata models.
 """
 
-from ._bearer import BearerAuth, StepUpExhausted
-from ._challenge import BearerChallenge, Challenge, bearer_challenge, parse_www_authenticate
-from ._discovery import Attempt, Discovery, discover
-from ._drive import drive
-from ._client import ClientRegistration, ClientSettings, RegistrationError
-from ._errors import AuthError, AuthNetworkError, DiscoveryError, MetadataFormatError
-from ._loopback import (
-    AuthorizationDenied,
-    AuthorizationErrorResponse,
-    CallbackError,
-    CallbackResult,
-    CallbackTimeout,
-    IssuerMismatch,
-    LoopbackListenError,
-    LoopbackPortInUse,
-    LoopbackReceiver,
-)
-from ._metadata import AuthorizationServerMetadata, ProtectedResourceMetadata
-from ._pkce import Pkce, make_state
-from ._scopes import select_scopes, union_scopes
-from ._signin import AuthEvent, AuthSettings, ServerAuth, SignInCancelled
-from ._store import CredentialStore, MemoryStore, StoredAuth
-from ._tokens import TokenError, TokenSet
-from ._urls import canonical_resource, is_loopback_host
+from __future__ import annotations
 
-__all__ = [
-    "Attempt",
-    "AuthEvent",
-    "AuthSettings",
-    "AuthorizationDenied",
-    "AuthorizationErrorResponse",
-    "CallbackResult",
-    "LoopbackListenError",
-    "LoopbackPortInUse",
-    "BearerAuth",
-    "CallbackError",
-    "CallbackTimeout",
-    "ClientRegistration",
-    "ClientSettings",
-    "CredentialStore",
-    "IssuerMismatch",
-    "LoopbackReceiver",
-    "MemoryStore",
-    "RegistrationError",
-    "ServerAuth",
-    "SignInCancelled",
-    "StepUpExhausted",
-    "StoredAuth",
-    "TokenError",
-    "TokenSet",
-    "AuthError",
-    "AuthNetworkError",
-    "AuthorizationServerMetadata",
-    "BearerChallenge",
-    "Challenge",
-    "Discovery",
-    "DiscoveryError",
-    "MetadataFormatError",
-    "Pkce",
-    "ProtectedResourceMetadata",
-    "bearer_challenge",
-    "canonical_resource",
-    "discover",
-    "drive",
-    "is_loopback_host",
-    "make_state",
-    "parse_www_authenticate",
-    "select_scopes",
-    "union_scopes",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Attempt": "._discovery",
+    "AuthError": "._errors",
+    "AuthEvent": "._signin",
+    "AuthNetworkError": "._errors",
+    "AuthSettings": "._signin",
+    "AuthorizationDenied": "._loopback",
+    "AuthorizationErrorResponse": "._loopback",
+    "AuthorizationServerMetadata": "._metadata",
+    "BearerAuth": "._bearer",
+    "BearerChallenge": "._challenge",
+    "CallbackError": "._loopback",
+    "CallbackResult": "._loopback",
+    "CallbackTimeout": "._loopback",
+    "Challenge": "._challenge",
+    "ClientRegistration": "._client",
+    "ClientSettings": "._client",
+    "CredentialStore": "._store",
+    "Discovery": "._discovery",
+    "DiscoveryError": "._errors",
+    "IssuerMismatch": "._loopback",
+    "KeyringStore": "._keyring_store",
+    "KEYRING_UNAVAILABLE": "._keyring_store",
+    "LoopbackListenError": "._loopback",
+    "LoopbackPortInUse": "._loopback",
+    "LoopbackReceiver": "._loopback",
+    "MemoryStore": "._store",
+    "MetadataFormatError": "._errors",
+    "Pkce": "._pkce",
+    "ProtectedResourceMetadata": "._metadata",
+    "RegistrationError": "._client",
+    "ServerAuth": "._signin",
+    "SignInCancelled": "._signin",
+    "StepUpExhausted": "._bearer",
+    "StoredAuth": "._store",
+    "TokenError": "._tokens",
+    "TokenSet": "._tokens",
+    "bearer_challenge": "._challenge",
+    "canonical_resource": "._urls",
+    "discover": "._discovery",
+    "drive": "._drive",
+    "is_loopback_host": "._urls",
+    "make_state": "._pkce",
+    "parse_www_authenticate": "._challenge",
+    "select_scopes": "._scopes",
+    "union_scopes": "._scopes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), "UNAVAILABLE" if name == "KEYRING_UNAVAILABLE" else name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_WHERE)

@@ -16,16 +16,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-import httpx2
+from typing import TYPE_CHECKING, Any
 
 from ..config import AuthAction, Config, ServerConfig
 from ..state import AuthNotice
-from ._bearer import BearerAuth
-from ._client import ClientSettings
 from ._errors import AuthError
-from ._signin import AuthEvent, AuthSettings, BrowserOpener, ServerAuth
-from ._store import CredentialStore
-from ._tokens import TokenError, revoke
+
+if TYPE_CHECKING:  # the real imports wait until a server uses OAuth (httpx2, pydantic models)
+    import httpx2
+
+    from ._signin import AuthEvent, AuthSettings, ServerAuth
+    from ._store import CredentialStore
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ REFRESH_RETRY_MAX = 60.0
 
 
 def settings_for(server: ServerConfig, config: Config) -> AuthSettings:
+    from ._client import ClientSettings
+    from ._signin import AuthSettings
+
     a = server.auth
     return AuthSettings(
         server_id=server.id,
@@ -75,7 +79,7 @@ class AuthCoordinator:
         self,
         store: CredentialStore,
         *,
-        open_browser: BrowserOpener,
+        open_browser: Callable[[str], Any],
         on_notice: Callable[[AuthNotice], None],
         clock: Callable[[], float] = time.time,
         http: httpx2.AsyncClient | None = None,
@@ -93,6 +97,8 @@ class AuthCoordinator:
         """The `httpx2.Auth` for this server's connection (None: no OAuth for it)."""
         if not uses_oauth(server):
             return None
+        from ._bearer import BearerAuth
+
         return BearerAuth(self._entry(server, config).auth)
 
     def signin_failure(self, server_id: str) -> str | None:
@@ -108,6 +114,8 @@ class AuthCoordinator:
         if entry is not None:
             self._stop_tasks(entry)
             entry.auth.cancel()
+        from ._signin import ServerAuth
+
         auth = ServerAuth(settings, store=self.store, http=self._client(), open_browser=self._open_browser,
                           on_event=lambda e: self._on_event(server.id, e), clock=self._clock)
         entry = _Entry(auth, settings)
@@ -116,6 +124,8 @@ class AuthCoordinator:
 
     def _client(self) -> httpx2.AsyncClient:
         if self._http is None:
+            import httpx2
+
             from ..mcp._http import shared_ssl_context
 
             self._http = httpx2.AsyncClient(verify=shared_ssl_context(), follow_redirects=False,
@@ -193,6 +203,8 @@ class AuthCoordinator:
             if wait > 0:
                 await asyncio.sleep(min(wait, 3600))
                 continue
+            from ._tokens import TokenError
+
             try:
                 await entry.auth.refresh_now(tokens)
                 return  # the "refreshed" event scheduled the next round
@@ -232,6 +244,7 @@ class AuthCoordinator:
             reg = stored.registration_for(stored.tokens.issuer)
             if reg is not None:
                 from ._drive import drive
+                from ._tokens import revoke
 
                 for token, hint in ((stored.tokens.refresh_token, "refresh_token"),
                                     (stored.tokens.access_token, "access_token")):

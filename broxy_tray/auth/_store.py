@@ -9,10 +9,11 @@ authorization servers never reuses a client id issued by another.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ._client import ClientRegistration
-from ._tokens import TokenSet
+if TYPE_CHECKING:
+    from ._client import ClientRegistration
+    from ._tokens import TokenSet
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class StoredAuth:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> StoredAuth:
+        from ._client import ClientRegistration
+        from ._tokens import TokenSet
+
         tokens = data.get("tokens")
         regs = data.get("registrations") or []
         return cls(

@@ -308,3 +308,19 @@ async def test_app_log_has_no_secrets(make_auth_server, make_mcp_server, running
     assert "signed out" in text and "token obtained" in text
     for secret in secrets:
         assert secret not in text
+
+
+async def test_unusable_keyring_falls_back_and_the_state_says_so(auth_server, mcp_server, tmp_path):
+    from keyring.backends import fail
+
+    from broxy_tray.auth import KEYRING_UNAVAILABLE, KeyringStore
+
+    path = tmp_path / "mcp.json"
+    path.write_text(UNUSUAL % {"timeout": 30, "url": mcp_server.url})
+    app = App(path, credentials=KeyringStore(backend=fail.Keyring(), timeout=2), open_browser=Browser(), environ={})
+    await app.start()
+    try:
+        assert app.store.state.storage == KEYRING_UNAVAILABLE
+        await until(lambda: status(app, "secured") is ServerStatus.AVAILABLE, what="signed in, in memory")
+    finally:
+        await app.shutdown()
