@@ -68,3 +68,28 @@ def test_human_output_prints_the_sign_in_url(auth_server, mcp_server, user_env, 
     assert f"Authorize Secured: open {auth_server.issuer}/authorize?" in text
     assert "Secured [sec]: Authorization: 120 s" in text
     assert "Secured: signed in" in text
+
+
+def test_auth_and_logout_through_the_control_channel(auth_server, mcp_server, headless, cli, user_env, tmp_path):
+    p = tmp_path / "mcp.json"
+    p.write_text(json.dumps({"mcpServers": {"sec": {"name": "Secured", "url": mcp_server.url}}}, indent=2))
+    env = dict(user_env, BROWSER=browser(tmp_path))
+    h = headless("--config", str(p), env=env)
+    h.wait_for(lambda e: e["event"] == "status" and e["status"] == "Available", timeout=20)
+    r = cli("auth", "sec", "--config", str(p), env=env)
+    assert r.returncode == 0, r.stderr
+    h.wait_for(lambda e: e["event"] == "auth" and e["action"] == "succeeded", timeout=20)
+    h.wait_for(lambda e: e["event"] == "status" and e["status"] == "Available", timeout=20)
+    assert auth_server.count("authorize") == 2, "re-authorize ran a second browser sign-in"
+    r = cli("status", "--json", "--config", str(p), env=env)
+    assert r.returncode == 0
+    line = next(json.loads(x) for x in r.stdout.splitlines() if json.loads(x)["event"] == "status")
+    assert (line["server"], line["status"]) == ("sec", "Available")
+    r = cli("logout", "Secured", "--config", str(p), env=env)
+    assert r.returncode == 0, r.stderr
+    h.wait_for(lambda e: e["event"] == "status" and e["status"] == "Disabled", timeout=20)
+    assert auth_server.count("revoke") >= 1
+    assert json.loads(p.read_text())["mcpServers"]["sec"]["enabled"] is False
+    r = cli("auth", "nope", "--config", str(p), env=env)
+    assert r.returncode == 1 and "nope" in r.stderr
+    assert h.stop() == 0
