@@ -1,0 +1,109 @@
+"""Regenerate docs/menu.png: the real tray menu (GTK, XEmbed in trayer, private Xvfb) over a scripted state.
+
+    .venv/bin/python tests/ui/make_menu_screenshot.py [docs/menu.png]
+
+The App runs with a stand-in runner that puts the four servers of DESIGN §1 in
+their statuses (no network); everything else — the tray, the menu, the icon —
+is the product's own code. Not a test; needs the same Debian packages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+
+CONFIG = {
+    "mcpServers": {
+        "github": {"name": "GitHub", "url": "https://api.githubcopilot.com/mcp/"},
+        "secured": {"name": "Secured MCP", "url": "https://mcp.example.com/mcp"},
+        "jira": {"name": "Jira", "url": "https://jira.example.com/mcp"},
+        "files": {"name": "Local files", "command": "uvx", "args": ["mcp-server-files"], "enabled": False},
+    }
+}
+
+
+def child(config_path: str) -> int:
+    """The tray process: the real TrayRunner and App, with a runner that only sets statuses."""
+    from broxy_tray.app import App
+    from broxy_tray.state import ServerStatus
+    from broxy_tray.ui.tray import TrayRunner, load_backend
+
+    async def demo_runner(server, config, store):  # type: ignore[no-untyped-def]
+        if server.id == "github":
+            store.update_server(server.id, status=ServerStatus.AVAILABLE, tools=42)
+        elif server.id == "secured":
+            store.update_server(server.id, status=ServerStatus.AUTHORIZATION, seconds_left=97,
+                                auth_url="https://auth.example.com/authorize?client_id=broxy")
+        elif server.id == "jira":
+            store.update_server(server.id, status=ServerStatus.ERROR,
+                                detail="token endpoint returned invalid_client")
+        await asyncio.Event().wait()
+
+    def factory(path: Path) -> App:
+        app = App(path, runner=demo_runner)
+        app.store.set_storage("Secret Service")
+        return app
+
+    runner = TrayRunner(Path(config_path), load_backend(), app_factory=factory, log_dir=Path(config_path).parent)
+    return runner.run()
+
+
+def main(out: Path) -> None:
+    from ui_testlib import Desktop, Procs, wait_for
+
+    procs = Procs()
+    work = Path(tempfile.mkdtemp(prefix="broxy-shot-"))
+    try:
+        xvfb = procs.start(["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                           stdout=subprocess.PIPE, text=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "PYSTRAY_BACKEND")}
+        env.update(DISPLAY=f":{xvfb.stdout.readline().strip()}", NO_AT_BRIDGE="1",
+                   XDG_STATE_HOME=str(work / "state"), XDG_CACHE_HOME=str(work / "cache"))
+        bus = procs.start(["dbus-daemon", "--session", "--nofork", "--print-address=1"], env=env,
+                          stdout=subprocess.PIPE, text=True)
+        env["DBUS_SESSION_BUS_ADDRESS"] = bus.stdout.readline().strip()
+        d = Desktop(env, env["DBUS_SESSION_BUS_ADDRESS"], work, procs)
+        procs.start(["trayer", "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "120",
+                     "--height", "32", "--SetDockType", "true", "--transparent", "false", "--tint", "0x303030"],
+                    env=env)
+        wait_for(lambda: '"panel"' in d.run("xwininfo", "-root", "-tree"), what="trayer")
+        cfg = work / "mcp.json"
+        cfg.write_text(json.dumps(CONFIG, indent=2))
+        procs.start([sys.executable, __file__, "--child", str(cfg)], env=env, cwd=str(REPO))
+        x, y, w, h = wait_for(d.docked_icon, 15, what="icon docked")
+        time.sleep(1.5)
+        d.run("xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "1")
+        time.sleep(0.8)
+        d.run("xdotool", "key", "Down", "Down", "Right")  # open "Secured MCP"'s submenu
+        time.sleep(0.8)
+        full = work / "full.png"
+        d.screenshot(full)
+        from PIL import Image
+
+        img = Image.open(full).convert("RGB")
+        # the menu's box: the light area under the panel, from the submenu's left edge to the screen's right edge
+        grey = img.convert("L")
+        cols = [c for c in range(img.width) if grey.getpixel((c, 120)) > 200]
+        rows = [r for r in range(40, img.height) if grey.getpixel((img.width - 30, r)) > 200]
+        left, bottom = (min(cols) if cols else 300), (max(rows) if rows else 400)
+        img.crop((max(0, left - 8), 0, img.width, min(img.height, bottom + 10))).save(out, optimize=True)
+        print(out)
+    finally:
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        sys.exit(child(sys.argv[2]))
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs" / "menu.png")

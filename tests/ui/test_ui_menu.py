@@ -1,0 +1,130 @@
+"""The menu model, for every status, without a display."""
+
+from __future__ import annotations
+
+import pytest
+
+from broxy_tray.state import AppState, ServerState, ServerStatus
+from broxy_tray.ui import menu as m
+
+S = ServerStatus
+
+
+def labels(items):
+    return [i.label for i in items if not i.separator]
+
+
+def actions(item):
+    return {i.label: (i.action.kind if i.action else None, i.enabled) for i in item.submenu if not i.separator}
+
+
+def state(*servers, **kw):
+    return AppState(servers=tuple(servers), config_path="/home/u/.config/broxy/mcp.json", **kw)
+
+
+GITHUB = ServerState("gh", "GitHub", S.AVAILABLE, tools=42, remote=True)
+SECURED = ServerState("sec", "Secured MCP", S.AUTHORIZATION, seconds_left=97, remote=True,
+                      auth_url="https://auth.example.com/authorize?x=1")
+JIRA = ServerState("jira", "Jira", S.ERROR, detail="token endpoint returned invalid_client", remote=True)
+FILES = ServerState("files", "Local files", S.DISABLED)
+
+
+def test_design_example_menu():
+    items = m.build_menu(state(GITHUB, SECURED, JIRA, FILES, storage="Secret Service"), version="0.1.0")
+    assert labels(items) == [
+        "broxy-tray — 1 of 3 available",
+        "● GitHub — Available · 42 tools",
+        "◐ Secured MCP — Authorization: 97 s",
+        "✕ Jira — Error: token endpoint returned invalid_client",
+        "○ Local files — Disabled",
+        "Open mcp.json",
+        "Reload now",
+        "Open logs folder",
+        "Secure storage: Secret Service",
+        "About broxy-tray 0.1.0",
+        "Quit",
+    ]
+    assert items[0].enabled is False and items[0].action is None
+    assert [i.separator for i in items].count(True) == 3
+    assert m.find(items, "Secure storage").enabled is False
+
+
+@pytest.mark.parametrize("server,expected", [
+    (GITHUB, {"Re-authorize": ("authorize", True), "Sign out": ("sign_out", True), "Disable": ("disable", True)}),
+    (ServerState("loc", "Local", S.AVAILABLE, tools=1), {"Disable": ("disable", True)}),
+    (SECURED, {"Cancel authorization": ("cancel_authorization", True),
+               "Open sign-in page again": ("open_sign_in", True),
+               "Copy sign-in link": ("copy_sign_in", True), "Disable": ("disable", True)}),
+    (ServerState("s", "S", S.AUTHORIZATION, seconds_left=5, remote=True),
+     {"Cancel authorization": ("cancel_authorization", True), "Open sign-in page again": ("open_sign_in", False),
+      "Copy sign-in link": ("copy_sign_in", False), "Disable": ("disable", True)}),
+    (JIRA, {"Retry now": ("retry", True), "Re-authorize": ("authorize", True), "Copy error": ("copy_error", True),
+            "Disable": ("disable", True)}),
+    (ServerState("l", "L", S.ERROR, detail="command not found: x"),
+     {"Retry now": ("retry", True), "Copy error": ("copy_error", True), "Disable": ("disable", True)}),
+    (ServerState("c", "C", S.CONNECTING), {"Retry now": ("retry", True), "Disable": ("disable", True)}),
+    (ServerState("c", "C", S.CONNECTING, remote=True),
+     {"Retry now": ("retry", True), "Sign out": ("sign_out", True), "Disable": ("disable", True)}),
+    (FILES, {"Enable": ("enable", True)}),
+])
+def test_submenu_per_status(server, expected):
+    item = m.find(m.build_menu(state(server)), f"{m.GLYPHS[server.status]} {server.name} —")
+    assert actions(item) == expected
+    for child in item.submenu:
+        if child.action:
+            assert child.action.server == server.id
+
+
+def test_payloads_carry_what_to_copy_or_open():
+    items = m.build_menu(state(SECURED, JIRA))
+    assert m.find(items, "Copy sign-in link").action.payload == SECURED.auth_url
+    assert m.find(items, "Open sign-in page again").action.payload == SECURED.auth_url
+    assert m.find(items, "Copy error").action.payload == JIRA.detail
+    assert m.find(items, "Open mcp.json").action.payload == "/home/u/.config/broxy/mcp.json"
+
+
+def test_long_reasons_are_shortened_but_copied_whole():
+    reason = "the authorization server said: " + "x" * 200
+    s = ServerState("j", "Jira", S.ERROR, detail=reason)
+    item = m.find(m.build_menu(state(s)), "✕ Jira")
+    assert len(item.label) < 100 and item.label.endswith("…")
+    assert m.find(item.submenu, "Copy error").action.payload == reason
+
+
+def test_entry_error_and_file_error_are_shown():
+    s = ServerState("a", "A", S.AVAILABLE, tools=2, config_error="mcp.json:4:9: url must be http(s)")
+    items = m.build_menu(state(s, config_error="/home/u/.config/broxy/mcp.json:7:3: Expecting ',' delimiter; keeping"))
+    assert labels(items)[1].startswith("⚠ mcp.json:7:3: Expecting ','")
+    assert m.find(items, "Copy mcp.json error").action.kind == m.COPY_ERROR
+    sub = m.find(items, "● A").submenu
+    assert any(i.label.startswith("mcp.json: mcp.json:4:9") and not i.enabled for i in sub)
+    assert m.find(sub, "Copy error").action.payload == s.config_error
+
+
+def test_no_servers_and_title():
+    items = m.build_menu(state())
+    assert "No servers in mcp.json yet" in labels(items)
+    assert m.title(state()) == "broxy-tray — no servers configured"
+    assert m.title(state(GITHUB, FILES)) == "broxy-tray — 1 of 1 available"
+
+
+def test_start_at_login_only_with_an_autostart_hook():
+    assert m.find(m.build_menu(state()), "Start at login") is None
+    on = m.find(m.build_menu(state(), autostart=True), "Start at login")
+    off = m.find(m.build_menu(state(), autostart=False), "Start at login")
+    assert on.checked is True and off.checked is False and on.action.kind == m.TOGGLE_AUTOSTART
+
+
+def test_storage_unavailable_warning_is_shown_verbatim():
+    text = "unavailable — you may need to authorize again after restart"
+    assert m.find(m.build_menu(state(storage=text)), "Secure storage").label == f"Secure storage: {text}"
+
+
+def test_models_compare_by_value_and_countdown_only_changes_are_detectable():
+    a = state(SECURED, GITHUB)
+    b = state(SECURED.__class__(**{**SECURED.__dict__, "seconds_left": 96}), GITHUB)
+    assert m.build_menu(a) == m.build_menu(a)
+    assert m.build_menu(a) != m.build_menu(b)
+    assert m.without_countdown(a) == m.without_countdown(b)
+    c = state(GITHUB.__class__(**{**GITHUB.__dict__, "status": S.ERROR, "detail": "x"}), SECURED)
+    assert m.without_countdown(a) != m.without_countdown(c)
