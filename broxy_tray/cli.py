@@ -30,6 +30,9 @@ examples:
   broxy-tray probe https://mcp.example.com/mcp --call-first
   broxy-tray run --headless --json    machine-readable status lines
   broxy-tray config check             validate mcp.json without running
+  broxy-tray status                   what the running instance is doing (exit 3 if not running)
+  broxy-tray disable files            disable a server in the running instance (saved in mcp.json)
+  broxy-tray autostart enable         start broxy-tray at login
 """
 
 EXIT_OK = 0
@@ -95,6 +98,46 @@ def build_parser() -> argparse.ArgumentParser:
     _common(check, top=False)
     path = config_sub.add_parser("path", help="print the path of the mcp.json in use")
     _common(path, top=False)
+
+    status = sub.add_parser(
+        "status", help="show the running instance's servers (exit 3 if it is not running)",
+        description="Show each server of the broxy-tray running for this config: status, detail, seconds left, "
+                    "tools. Without a running instance, say so and show what the config would run (exit 3).",
+    )
+    _common(status, top=False)
+    status.add_argument("--json", action="store_true",
+                        help='JSON lines: one "app" line, then one "status" line per server (the fields of '
+                             "run --headless --json)")
+    for name, text in (
+        ("auth", "start (or restart) the browser sign-in for a server"),
+        ("logout", "sign out of a server: revoke and forget its tokens (it is saved as disabled)"),
+        ("enable", "enable a server (saved in mcp.json) and connect it"),
+        ("disable", "disable a server (saved in mcp.json) and disconnect it"),
+    ):
+        cmd = sub.add_parser(name, help=text, description=f"In the running instance: {text}. "
+                                                           "Exit 0 on success, 1 if refused, 3 if not running.")
+        _common(cmd, top=False)
+        cmd.add_argument("server", metavar="NAME", help="the server's id in mcp.json (or its display name)")
+    for name, text in (("reload", "re-read mcp.json now"), ("quit", "stop the running instance")):
+        cmd = sub.add_parser(name, help=text, description=f"In the running instance: {text}. "
+                                                           "Exit 0 on success, 1 on failure, 3 if not running.")
+        _common(cmd, top=False)
+
+    doctor = sub.add_parser("doctor", help="print what a bug report needs (no secrets)",
+                            description="Version, platform, display and tray backend, notification service, "
+                                        "keyring backend, config validity and paths. Contains no secrets.")
+    _common(doctor, top=False)
+
+    autostart = sub.add_parser(
+        "autostart", help="start broxy-tray at login: enable, disable, status",
+        description="Start broxy-tray at login, for this user: an XDG autostart entry (Linux), a LaunchAgent "
+                    "(macOS) or a Startup-folder script (Windows). The entry runs this installation's Python and "
+                    "passes --config only for a non-default config. enable and disable are idempotent.",
+    )
+    _common(autostart, top=False)
+    autostart.add_argument("action", choices=("enable", "disable", "status"), help="what to do")
+    autostart.add_argument("--method", choices=("xdg", "systemd"), default=None,
+                           help="Linux: an XDG autostart entry (default) or a systemd user unit")
     return parser
 
 
@@ -111,6 +154,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _config_path(args)
         parser.parse_args(["config", "--help"])
         return EXIT_USAGE
+    if command in ("status", "auth", "logout", "enable", "disable", "reload", "quit"):
+        from .control._cli import run as run_control
+
+        return run_control(args)
+    if command == "doctor":
+        from .ui.doctor import doctor_report
+
+        sys.stdout.write(doctor_report(_config_path_of(args)))
+        return EXIT_OK
+    if command == "autostart":
+        from .autostart._cli import run as run_autostart
+
+        return run_autostart(args)
     return _run(args)
 
 
@@ -187,13 +243,6 @@ def _probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return EXIT_FAILURE
 
 
-def _tray_unavailable_reason() -> str:
-    """Why the tray cannot run here ('' when it can)."""
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
-        return "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
-    return "this version has no tray UI yet"
-
-
 def _run(args: argparse.Namespace) -> int:
     from ._instance import AlreadyRunning, InstanceLock
     from ._logging import setup_logging
@@ -202,10 +251,14 @@ def _run(args: argparse.Namespace) -> int:
     path = _config_path_of(args)
     headless = getattr(args, "headless", False)
     json_lines = getattr(args, "json", False)
+    backend = None
     if not headless:
-        reason = _tray_unavailable_reason()
-        if reason:
-            print(f"broxy-tray: {reason}; running headless in the terminal.", file=sys.stderr)
+        from .ui.tray import TrayUnavailable, load_backend
+
+        try:
+            backend = load_backend()
+        except TrayUnavailable as e:
+            print(f"broxy-tray: {e}; running headless in the terminal.", file=sys.stderr)
     log_file = setup_logging(getattr(args, "log_level", None) or "info")
     try:
         created = ensure_config(path)
@@ -221,6 +274,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"broxy-tray: {e}", file=sys.stderr)
         return EXIT_FAILURE
     try:
+        if backend is not None:
+            from .autostart import Autostart
+            from .ui.tray import run_tray
+
+            return run_tray(path, backend, log_dir=log_file.parent, autostart=Autostart(path))
         if not json_lines:
             print(f"broxy-tray {__version__}: config {path}; log {log_file}; Ctrl-C quits.", file=sys.stderr)
         return asyncio.run(_run_headless(path, json_lines))
@@ -230,6 +288,7 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _run_headless(path: Path, json_lines: bool) -> int:
     from .app import App
+    from .control import serve_app
     from .ui.headless import HeadlessPrinter
 
     app = App(path)
@@ -241,10 +300,19 @@ async def _run_headless(path: Path, json_lines: bool) -> int:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C arrives as KeyboardInterrupt
             pass
+    control = None
     try:
         await app.start()
-        await stop.wait()
+        control = await serve_app(app, path)  # after the instance lock (held by _run), so a stale socket may go
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app.quit_requested.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
     finally:
+        if control is not None:
+            await control.close()
         await app.shutdown()
         printer.close()
     return EXIT_OK
