@@ -8,3 +8,5 @@ done
 for mode in stdio sdk http; do
   ../.venv/bin/python connections.py "$mode"
 done
+../.venv/bin/python signin_latency.py
+../.venv/bin/python tray_figures.py all
