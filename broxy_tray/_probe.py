@@ -15,7 +15,7 @@ import webbrowser
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from .config import AuthConfig, ServerConfig, Transport
+from .config import ServerConfig, Transport
 from .config._model import TRANSPORT_ALIASES
 
 
@@ -56,7 +56,7 @@ def server_config(o: ProbeOptions) -> ServerConfig:
             auth[key] = value
     if o.scopes is not None:
         auth["scopes"] = list(o.scopes)
-    entry: dict[str, Any] = {"transport": transport.value, "url": o.url, "headers": dict(o.headers)}
+    entry: dict[str, Any] = {"name": o.url, "transport": transport.value, "url": o.url, "headers": dict(o.headers)}
     if auth:
         entry["auth"] = auth
     # parse through the real validator so probe accepts exactly what mcp.json accepts; "$" is escaped
@@ -150,27 +150,15 @@ def _default_args(conn: Any, name: str) -> dict[str, Any]:
 def _server_auth(server: ServerConfig, o: ProbeOptions, say: Any) -> tuple[Any, Any]:
     import httpx2
 
-    from .auth import AuthSettings, ClientSettings, MemoryStore, ServerAuth
+    from .auth import MemoryStore, ServerAuth
     from .mcp._http import shared_ssl_context
 
-    a = server.auth or AuthConfig()
-    settings = AuthSettings(
-        server_id="probe",
-        server_name=server.url or "server",
-        server_url=server.url or "",
-        client=ClientSettings(
-            client_id=a.client_id,
-            client_secret=a.client_secret,
-            client_id_metadata_url=a.client_id_metadata_url,
-            token_endpoint_auth_method=a.token_endpoint_auth_method,
-            allow_dynamic_registration=a.allow_dynamic_registration,
-        ),
-        configured_issuer=a.authorization_server,
-        configured_scopes=a.scopes,
-        redirect_uri=a.redirect_uri,
-        authorization_timeout=o.timeout,
-        request_timeout=min(o.timeout, 30.0),
-    )
+    from .auth._coordinator import settings_for
+    from .config import Config
+
+    # the same settings the app derives from an mcp.json entry, with probe's timeout for every step
+    settings = settings_for(server, Config(path="probe", servers=(server,), authorization_timeout=o.timeout,
+                                           request_timeout=o.timeout))
     http = httpx2.AsyncClient(verify=shared_ssl_context(), follow_redirects=False,
                               timeout=httpx2.Timeout(settings.request_timeout))
 

@@ -39,6 +39,7 @@ COMMANDS: dict[str, bool] = {
     "retry": True,
     "reload": False,
     "quit": False,
+    "mcp": False,  # {"cmd": "mcp", "preset": NAME?}: answered, then the connection carries MCP (see proxy._relay)
 }
 
 # Error codes a response may carry.
@@ -52,6 +53,7 @@ E_INTENT = "refused"  # the app said no (unknown server, nothing to cancel, …)
 E_TIMEOUT = "timeout"
 E_BUSY = "busy"
 E_INTERNAL = "internal"
+E_UNAVAILABLE = "unavailable"  # this instance does not offer what was asked (e.g. no MCP endpoint)
 
 
 class ControlError(Exception):
@@ -144,14 +146,10 @@ def request_id_of(obj: Any) -> Any:
 
 def server_json(s: Any) -> dict[str, Any]:
     """One server, with the field names of the headless `status` JSON lines (plus a few extras)."""
+    from ..ui.headless import status_json
+
     return {
-        "server": s.id,
-        "name": s.name,
-        "status": s.status.value,
-        "detail": s.detail,
-        "secondsLeft": s.seconds_left,
-        "tools": s.tools,
-        "configError": s.config_error,
+        **status_json(s),
         "remote": s.remote,
         "authUrl": s.auth_url,
     }

@@ -22,6 +22,19 @@ from typing import Any, TextIO
 from ..state import AppState, AuthNotice, ConfigEvent, ServerState, StateStore
 
 
+def status_json(s: ServerState) -> dict[str, Any]:
+    """One server's fields in the JSON-lines contract (also what `broxy-tray status --json` prints)."""
+    return {
+        "server": s.id,
+        "name": s.name,
+        "status": s.status.value,
+        "detail": s.detail,
+        "secondsLeft": s.seconds_left,
+        "tools": s.tools,
+        "configError": s.config_error,
+    }
+
+
 class HeadlessPrinter:
     """Subscribes to a store and prints what changed."""
 
@@ -54,19 +67,7 @@ class HeadlessPrinter:
 
     def _status(self, s: ServerState) -> None:
         if self._json:
-            self._emit(
-                {
-                    "event": "status",
-                    "server": s.id,
-                    "name": s.name,
-                    "status": s.status.value,
-                    "detail": s.detail,
-                    "secondsLeft": s.seconds_left,
-                    "tools": s.tools,
-                    "configError": s.config_error,
-                    "ts": round(time.time(), 3),
-                }
-            )
+            self._emit({"event": "status", **status_json(s), "ts": round(time.time(), 3)})
         else:
             note = f"  (mcp.json: {s.config_error})" if s.config_error else ""
             self._line(f"{s.name} [{s.id}]: {s.label()}{note}")
