@@ -89,10 +89,8 @@ class App:
 
         Watching first means a save that lands during the first load is never missed.
         """
-        opener = getattr(self.credentials, "open", None)
-        if opener is not None:
-            await opener()  # finds the keyring backend off the loop, bounded by a timeout
-        self.store.set_storage(getattr(self.credentials, "description", "in memory for this run"))
+        if getattr(self.credentials, "open", None) is None:  # a plain in-memory store
+            self.store.set_storage(getattr(self.credentials, "description", "in memory for this run"))
         if self._watch:
             loop = asyncio.get_running_loop()
             kwargs = {"debounce": self._debounce} if self._debounce is not None else {}
@@ -169,18 +167,29 @@ class App:
             )
 
     def _maybe_preload(self, config: Config) -> None:
-        """Warm the MCP SDK import in a thread once a server may soon connect (enabled, or remote).
+        """Warm up, off the loop, what a server about to connect needs: secure storage (remote
+        servers) and the MCP SDK import (any enabled or remote server).
 
         Enabling a server (or signing in) then starts within milliseconds instead of
         waiting ~0.5 s for the import; a config of disabled local servers costs nothing.
         """
         if self._preloading is not None:
             return
-        if any(s.enabled or (s.transport is not None and s.transport.is_remote) for s in config.servers):
-            from .mcp import preload_sdk
-
-            self._preloading = asyncio.get_running_loop().create_task(preload_sdk(), name="preload-sdk")
+        remote = any(s.transport is not None and s.transport.is_remote for s in config.servers)
+        if any(s.enabled for s in config.servers) or remote:
+            self._preloading = asyncio.get_running_loop().create_task(self._preload(remote), name="preload")
             self._track(self._preloading)
+
+    async def _preload(self, remote: bool) -> None:
+        opener = getattr(self.credentials, "open", None)
+        if remote and opener is not None:
+            # secure storage is needed only for remote servers: find its backend now (off the loop,
+            # bounded by a timeout) so the menu can name it; `keyring` costs ~18 MiB to load
+            await opener()
+            self.store.set_storage(getattr(self.credentials, "description", ""))
+        from .mcp import preload_sdk
+
+        await preload_sdk()
 
     def _report_file_error(self, issue: ConfigIssue) -> None:
         running = self._config is not None

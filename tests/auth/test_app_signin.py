@@ -320,7 +320,7 @@ async def test_unusable_keyring_falls_back_and_the_state_says_so(auth_server, mc
     app = App(path, credentials=KeyringStore(backend=fail.Keyring(), timeout=2), open_browser=Browser(), environ={})
     await app.start()
     try:
-        assert app.store.state.storage == KEYRING_UNAVAILABLE
+        await until(lambda: app.store.state.storage == KEYRING_UNAVAILABLE, what="the storage line")
         await until(lambda: status(app, "secured") is ServerStatus.AVAILABLE, what="signed in, in memory")
     finally:
         await app.shutdown()
