@@ -64,7 +64,14 @@ class App:
         self.credentials = credentials
         self.auth = AuthCoordinator(self.credentials, open_browser=open_browser or _open_in_browser,  # type: ignore[arg-type]
                                     on_notice=self._on_auth_notice)
-        self.supervisor = Supervisor(self.store, runner or LiveRunner(auth=self.auth))
+        from .proxy import Proxy
+        from .servers._sessions import SessionRegistry
+
+        self.sessions = SessionRegistry()
+        """Live sessions of Available servers (fed by the default LiveRunner), for the proxy."""
+        self.supervisor = Supervisor(self.store, runner or LiveRunner(auth=self.auth, sessions=self.sessions))
+        self.proxy = Proxy(self.sessions, store=self.store, config=lambda: self._config)
+        """The MCP facade the control channel's `mcp` command relays clients to (`broxy-tray stdio`)."""
         self._environ = environ
         self._watch = watch
         self._debounce = debounce
@@ -109,6 +116,7 @@ class App:
         if self._pending:
             await asyncio.wait(self._pending, timeout=5)
         await self.supervisor.close()
+        self.proxy.close()
         await self.auth.close()
         closer = getattr(self.credentials, "close", None)
         if closer is not None:

@@ -33,6 +33,7 @@ examples:
   broxy-tray status                   what the running instance is doing (exit 3 if not running)
   broxy-tray disable files            disable a server in the running instance (saved in mcp.json)
   broxy-tray autostart enable         start broxy-tray at login
+  broxy-tray client-config --client cursor   what to paste into Cursor's mcp.json
 """
 
 EXIT_OK = 0
@@ -123,6 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "Exit 0 on success, 1 on failure, 3 if not running.")
         _common(cmd, top=False)
 
+    stdio = sub.add_parser(
+        "stdio", help="serve MCP on stdin/stdout: the running instance's servers, for clients that launch a command",
+        description="A stdio MCP server for clients that launch a command (Claude Desktop, Cursor, ...). It relays "
+                    "to the running broxy-tray over its control channel, starting it headless if none runs. Tools "
+                    "and prompts are named <serverId>__<name>. Nothing but MCP is written to stdout.",
+    )
+    _common(stdio, top=False)
+    stdio.add_argument("--preset", metavar="NAME", help="offer only what this preset in mcp.json allows")
+    stdio.add_argument("--no-start", action="store_true",
+                       help="fail (exit 1) instead of starting broxy-tray when it is not running")
+
+    client_config = sub.add_parser(
+        "client-config", help="print the snippet that adds broxy-tray to an MCP client's configuration",
+        description="Print what to paste into an MCP client's configuration so that it uses broxy-tray stdio "
+                    "(a JSON snippet; for Claude Code a command line). Where to paste it goes to stderr.",
+    )
+    _common(client_config, top=False)
+    client_config.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode"),
+                               default="claude-desktop", help="the client (default: claude-desktop)")
+    client_config.add_argument("--preset", metavar="NAME", help="offer only what this preset in mcp.json allows")
+
     doctor = sub.add_parser("doctor", help="print what a bug report needs (no secrets)",
                             description="Version, platform, display and tray backend, notification service, "
                                         "keyring backend, config validity and paths. Contains no secrets.")
@@ -158,6 +180,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .control._cli import run as run_control
 
         return run_control(args)
+    if command == "stdio":
+        from .proxy._stdio_bridge import run as run_stdio
+
+        return run_stdio(_config_path_of(args), preset=args.preset, autostart=not args.no_start)
+    if command == "client-config":
+        from .proxy._client_config import run as run_client_config
+
+        return run_client_config(args)
     if command == "doctor":
         from .ui.doctor import doctor_report
 

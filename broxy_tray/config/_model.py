@@ -160,6 +160,26 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class Preset:
+    """One entry of the top-level `presets`: what a client using it may see.
+
+    `servers` are offered whole (tools, resources, prompts); `tools` names
+    single tools by their namespaced name (`github__create_issue`). A preset
+    with `problems` offers nothing (a client asking for it is refused).
+    """
+
+    name: str
+    servers: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    problems: tuple[ConfigIssue, ...] = ()
+    line: int | None = field(default=None, compare=False)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole `mcp.json`: settings plus servers in file order."""
 
@@ -169,11 +189,18 @@ class Config:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     issues: tuple[ConfigIssue, ...] = ()  # every error and warning, servers' included
+    presets: tuple[Preset, ...] = ()
 
     def server(self, server_id: str) -> ServerConfig | None:
         for s in self.servers:
             if s.id == server_id:
                 return s
+        return None
+
+    def preset(self, name: str) -> Preset | None:
+        for p in self.presets:
+            if p.name == name:
+                return p
         return None
 
     @property

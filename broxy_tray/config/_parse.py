@@ -30,6 +30,7 @@ from ._model import (
     AuthConfig,
     Config,
     ConfigIssue,
+    Preset,
     ServerConfig,
     Transport,
 )
@@ -56,7 +57,9 @@ _TIMEOUT_SETTINGS = {
     "requestTimeoutSeconds": DEFAULT_REQUEST_TIMEOUT,
     "connectTimeoutSeconds": DEFAULT_CONNECT_TIMEOUT,
 }
-TOP_LEVEL_KEYS = frozenset({"mcpServers", "$schema", *_TIMEOUT_SETTINGS})
+TOP_LEVEL_KEYS = frozenset({"mcpServers", "$schema", "presets", *_TIMEOUT_SETTINGS})
+PRESET_KEYS = frozenset({"servers", "tools", "description"})
+_PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _MAX_TIMEOUT = 24 * 3600.0
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
@@ -106,6 +109,7 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
     timeouts = {key: ctx.timeout(data, key, default) for key, default in _TIMEOUT_SETTINGS.items()}
 
     servers = [_parse_server(ctx, sid, servers_raw[sid]) for sid in spans.members(("mcpServers",))]
+    presets = _parse_presets(ctx, data, tuple(s.id for s in servers))
     return Config(
         path=file,
         servers=tuple(servers),
@@ -113,7 +117,67 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
         request_timeout=timeouts["requestTimeoutSeconds"],
         connect_timeout=timeouts["connectTimeoutSeconds"],
         issues=tuple(ctx.issues),
+        presets=presets,
     )
+
+
+def _parse_presets(ctx: "_Context", data: dict[str, Any], server_ids: tuple[str, ...]) -> tuple[Preset, ...]:
+    """The optional top-level `presets`: `{"name": {"servers": [...], "tools": ["server__tool", ...]}}`.
+
+    A wrong shape is an error of that preset (it then offers nothing); a name
+    that matches no server is a warning (the server may be added later).
+    """
+    if "presets" not in data:
+        return ()
+    raw = data["presets"]
+    if not isinstance(raw, dict):
+        ctx.issues.append(ctx.issue(("presets",), f"presets must be an object, not {_kind(raw)}; presets are ignored"))
+        return ()
+    out: list[Preset] = []
+    for name in ctx.spans.members(("presets",)):
+        base: Path = ("presets", name)
+        span = ctx.spans.get(base)
+        line = ctx.spans.line_col(span.key_start)[0] if span and span.key_start is not None else None
+        try:
+            out.append(_build_preset(ctx, name, raw[name], base, server_ids, line))
+        except _EntryError as e:
+            issue = ctx.issue(e.path, e.message, key=e.key)
+            ctx.issues.append(issue)
+            out.append(Preset(name=name, problems=(issue,), line=line))
+    return tuple(out)
+
+
+def _build_preset(
+    ctx: "_Context", name: str, raw: Any, base: Path, server_ids: tuple[str, ...], line: int | None
+) -> Preset:
+    if not _PRESET_NAME.match(name):
+        raise _EntryError(
+            base, f"preset name {name!r} must start with a letter or digit and use only letters, digits, '-', '_' "
+                  "and '.' (at most 64 characters)", key=True,
+        )
+    if not isinstance(raw, dict):
+        raise _EntryError(base, f"preset must be an object, not {_kind(raw)}")
+    for key in ctx.spans.members(base):
+        if key not in PRESET_KEYS:
+            ctx.warn(base + (key,), f"unknown key {key!r} is ignored")
+    r = _Reader(ctx, raw, base)
+    r.string("description", expand_vars=False)
+    servers = r.string_list("servers", expand_vars=False)
+    tools = r.string_list("tools", expand_vars=False)
+    for i, sid in enumerate(servers):
+        if sid not in server_ids:
+            ctx.warn(base + ("servers", i), f"preset {name!r} names server {sid!r}, which is not in mcpServers")
+    for i, tool in enumerate(tools):
+        if not tool:
+            raise _EntryError(base + ("tools", i), "a tool name must not be empty")
+        if not any(tool.startswith(f"{sid}__") and len(tool) > len(sid) + 2 for sid in server_ids):
+            ctx.warn(
+                base + ("tools", i),
+                f"preset {name!r} names tool {tool!r}, which is not <serverId>__<toolName> of a server in mcpServers",
+            )
+    if not servers and not tools:
+        ctx.warn(base, f"preset {name!r} offers no servers and no tools")
+    return Preset(name=name, servers=tuple(dict.fromkeys(servers)), tools=tuple(dict.fromkeys(tools)), line=line)
 
 
 @dataclass
@@ -431,7 +495,7 @@ class _Reader:
             raise _EntryError(self.base + (key,), f"{key} must be true or false, not {_kind(value)}")
         return value
 
-    def string_list(self, key: str) -> tuple[str, ...]:
+    def string_list(self, key: str, *, expand_vars: bool = True) -> tuple[str, ...]:
         if key not in self.raw:
             return ()
         value = self.raw[key]
@@ -442,7 +506,7 @@ class _Reader:
         for i, item in enumerate(value):
             if not isinstance(item, str):
                 raise _EntryError(path + (i,), f"{key}[{i}] must be a string, not {_kind(item)}")
-            out.append(self._expand(item, path + (i,)))
+            out.append(self._expand(item, path + (i,)) if expand_vars else item)
         return tuple(out)
 
     def string_map(self, key: str) -> Mapping[str, str]:

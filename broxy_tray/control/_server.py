@@ -29,6 +29,7 @@ from ._protocol import (
     E_INTENT,
     E_INTERNAL,
     E_TIMEOUT,
+    E_UNAVAILABLE,
     MAX_REQUEST,
     PROTOCOL_VERSION,
     ControlError,
@@ -210,21 +211,29 @@ class ControlServer:
             if not line.strip():
                 continue
             self._connections[task] = True
-            after: Callable[[], None] | None = None
+            after: Callable[[], None] | _Relay | None = None
             try:
                 response, after = await self._handle(line)
             finally:
                 self._connections[task] = False
             await _send(writer, response)
+            if isinstance(after, _Relay):
+                # From here on the connection carries MCP (JSON-RPC lines) until the peer closes it.
+                from ..proxy._relay import relay
+
+                await relay(after.proxy, reader, writer, preset=after.preset)
+                return
             if after is not None:
                 after()
 
-    async def _handle(self, line: bytes) -> tuple[dict[str, Any], Callable[[], None] | None]:
+    async def _handle(self, line: bytes) -> tuple[dict[str, Any], Callable[[], None] | _Relay | None]:
         rid = None
         try:
             obj = decode(line)
             rid = request_id_of(obj)
             cmd, server = validate_request(obj)
+            if cmd == "mcp":
+                return ok(rid, {"protocol": "mcp", "framing": "ndjson"}), self._relay_for(obj)
         except ProtocolError as e:
             return error(rid, e.code, str(e)), None
         try:
@@ -241,6 +250,22 @@ class ControlServer:
         return ok(rid, result), after
 
     # -- commands --
+
+    def _relay_for(self, obj: dict[str, Any]) -> "_Relay":
+        """Check an `mcp` request: the app must offer the proxy, and the preset (if any) must exist."""
+        preset = obj.get("preset")
+        if preset is not None and (not isinstance(preset, str) or not preset):
+            raise ProtocolError(E_BAD_REQUEST, '"preset" must be a non-empty string')
+        proxy = getattr(self.app, "proxy", None)
+        if proxy is None:
+            raise ProtocolError(E_UNAVAILABLE, "this broxy-tray instance does not offer the MCP endpoint")
+        from ..proxy._facade import PresetError
+
+        try:
+            proxy.check_preset(preset)
+        except PresetError as e:
+            raise ProtocolError(E_INTENT, str(e)) from None
+        return _Relay(proxy, preset)
 
     async def _run(self, cmd: str, name: str | None) -> tuple[dict[str, Any], Callable[[], None] | None]:
         app = self.app
@@ -342,6 +367,14 @@ class ControlServer:
             self._pipe_servers = await start_serving_pipe(factory, str(self.path))
         except OSError as e:
             raise ControlError(f"cannot create the control pipe {self.path}: {e}") from None
+
+
+class _Relay:
+    """Answer the request, then hand the connection to the proxy."""
+
+    def __init__(self, proxy: Any, preset: str | None) -> None:
+        self.proxy = proxy
+        self.preset = preset
 
 
 async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:

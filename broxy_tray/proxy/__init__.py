@@ -1,1 +1,14 @@
-"""(proxy: built by a later issue.)"""
+"""One MCP endpoint for every client: the facade over all Available servers, presets, the stdio bridge.
+
+- `Proxy` (`_facade`): the aggregating MCP server; `serve()` one client connection over an SDK stream pair.
+- `relay` (`_relay`): the app's end of `broxy-tray stdio` (a control connection switched into MCP).
+- `_stdio_bridge`: the `broxy-tray stdio` command (no MCP of its own: it copies bytes).
+- `_client_config`: the `broxy-tray client-config` snippets.
+
+The SDK is imported lazily (inside functions), so importing this package is cheap.
+"""
+
+from ._facade import PresetError, Proxy
+from ._names import assign_names, namespaced
+
+__all__ = ["PresetError", "Proxy", "assign_names", "namespaced"]

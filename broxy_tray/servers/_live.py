@@ -20,6 +20,7 @@ from typing import Any, Callable, Protocol
 from ..config import Config, ServerConfig
 from ..mcp import ConnectError, open_connection, preload_sdk
 from ..state import ServerStatus, StateStore
+from ._sessions import SessionRegistry
 
 INITIAL_DELAY = 0.5
 MAX_DELAY = 60.0
@@ -65,9 +66,11 @@ class LiveRunner:
         healthy_after: float = HEALTHY_AFTER,
         backoff: Callable[[], Backoff] = Backoff,
         auth: AuthHooks | None = None,
+        sessions: SessionRegistry | None = None,
     ) -> None:
         self._connect = connect
         self._auth = auth
+        self._sessions = sessions
         self._healthy_after = healthy_after
         self._backoff = backoff
 
@@ -95,8 +98,15 @@ class LiveRunner:
                         server.id, status=ServerStatus.AVAILABLE, tools=len(conn.tools), detail=_describe(conn)
                     )
                     log.info("available: %d tools, %s", len(conn.tools), _describe(conn))
-                    conn.on_tools_changed = lambda tools: store.update_server(server.id, tools=len(tools))
-                    lost = await conn.wait_closed()
+                    conn.on_tools_changed = self._tools_callback(server.id, conn, store)
+                    sessions = self._sessions
+                    if sessions is not None:
+                        sessions.add(server.id, conn)
+                    try:
+                        lost = await conn.wait_closed()
+                    finally:
+                        if sessions is not None:
+                            sessions.remove(server.id, conn)
                     reason = lost.reason
             except ConnectError as e:
                 reason = e.reason
@@ -113,6 +123,16 @@ class LiveRunner:
                 detail=f"{reason} · retrying in {math.ceil(delay)} s",
             )
             await asyncio.sleep(delay)
+
+    def _tools_callback(self, server_id: str, conn: Any, store: StateStore) -> Callable[[Any], None]:
+        sessions = self._sessions
+
+        def changed(tools: Any) -> None:
+            store.update_server(server_id, tools=len(tools))
+            if sessions is not None:
+                sessions.tools_changed(server_id, conn)
+
+        return changed
 
 
 def _describe(conn: Any) -> str:
