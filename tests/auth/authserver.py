@@ -296,6 +296,7 @@ class ServerThread:
     def start(self, timeout: float = 10.0) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets: no Nagle stalls
         sock.bind((self.host, self._requested_port))
         sock.listen(128)
         self.port = sock.getsockname()[1]

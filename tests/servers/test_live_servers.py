@@ -158,6 +158,7 @@ def _serve_on(port: int):
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", port))
     server = uvicorn.Server(uvicorn.Config(sdk_server.build_server(4, 100).streamable_http_app(),
                                            log_level="warning", timeout_graceful_shutdown=1))
