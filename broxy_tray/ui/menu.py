@@ -12,7 +12,7 @@ compare by value, so the tray rebuilds only when something visible changed.
     ✕ Jira — Error: token endpoint returned …    ▸ Retry now / Re-authorize / Copy error / Disable
     ○ Local files — Disabled                     ▸ Enable
     ──────────
-    Open mcp.json / Reload now / Open logs folder / [Start at login] / Secure storage: … / About / Quit
+    Open mcp.json / Reload now / Copy client config / Open logs folder / [Start at login] / Secure storage: … / About / Quit
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ COPY_SIGN_IN = "copy_sign_in"  # payload: the sign-in URL
 COPY_ERROR = "copy_error"  # payload: the full reason
 OPEN_CONFIG = "open_config"  # payload: mcp.json path
 RELOAD = "reload"
+COPY_CLIENT_CONFIG = "copy_client_config"  # payload: mcp.json path; the tray renders the Claude Desktop snippet
 OPEN_LOGS = "open_logs"
 TOGGLE_AUTOSTART = "toggle_autostart"
 ABOUT = "about"
@@ -149,6 +150,8 @@ def build_menu(state: AppState, *, version: str = "", autostart: bool | None = N
     items.append(SEPARATOR)
     items.append(MenuItem("Open mcp.json", Action(OPEN_CONFIG, payload=state.config_path)))
     items.append(MenuItem("Reload now", Action(RELOAD)))
+    # what to paste into an MCP client (Claude Desktop's snippet) so it uses `broxy-tray stdio`
+    items.append(MenuItem("Copy client config", Action(COPY_CLIENT_CONFIG, payload=state.config_path or None)))
     items.append(MenuItem("Open logs folder", Action(OPEN_LOGS, payload=log_dir or None)))
     # Hook for "Start at login" (issue 7): built only when the runner was given an autostart object.
     if autostart is not None:

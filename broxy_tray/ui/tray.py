@@ -450,6 +450,8 @@ class TrayRunner:
             desktop.copy_text(payload, gtk=self.backend.glib)
         elif k == m.OPEN_CONFIG:
             desktop.open_path(payload or self.config_path)
+        elif k == m.COPY_CLIENT_CONFIG:
+            self._copy_client_config(Path(payload) if payload else self.config_path)
         elif k == m.OPEN_LOGS:
             folder = Path(payload) if payload else self.log_dir
             if folder is not None:
@@ -460,6 +462,21 @@ class TrayRunner:
         elif k == m.ABOUT:
             self._message(f"broxy-tray {self.version} · config {self.config_path}"
                           + (f" · logs {self.log_dir}" if self.log_dir else ""))
+
+    def _copy_client_config(self, config_path: Path) -> None:
+        """"Copy client config": the Claude Desktop snippet that launches `broxy-tray stdio` for this config."""
+        from ..proxy._client_config import DEFAULT_CLIENT, client_config, where
+
+        try:
+            text = client_config(DEFAULT_CLIENT, config_path=config_path)
+        except Exception as e:
+            log.exception("could not render the client config")
+            self._message(f"could not make the client config: {e}")
+            return
+        if desktop.copy_text(text, gtk=self.backend.glib):
+            self._message(f"Client config copied. {where(DEFAULT_CLIENT)}")
+        else:
+            self._message("could not copy to the clipboard; `broxy-tray client-config` prints the same snippet")
 
     def _intent(self, make: Callable[[Any], Any]) -> None:
         if self._loop is None or self._app is None:

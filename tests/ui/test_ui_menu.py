@@ -39,6 +39,7 @@ def test_design_example_menu():
         "○ Local files — Disabled",
         "Open mcp.json",
         "Reload now",
+        "Copy client config",
         "Open logs folder",
         "Secure storage: Secret Service",
         "About broxy-tray 0.1.0",
@@ -128,3 +129,39 @@ def test_models_compare_by_value_and_countdown_only_changes_are_detectable():
     assert m.without_countdown(a) == m.without_countdown(b)
     c = state(GITHUB.__class__(**{**GITHUB.__dict__, "status": S.ERROR, "detail": "x"}), SECURED)
     assert m.without_countdown(a) != m.without_countdown(c)
+
+
+def test_copy_client_config_is_a_global_item_carrying_the_config_path():
+    items = m.build_menu(state(GITHUB, FILES))
+    item = m.find(items, "Copy client config")
+    assert item.enabled and item.action == m.Action(m.COPY_CLIENT_CONFIG, None, "/home/u/.config/broxy/mcp.json")
+    separators = [i for i, it in enumerate(items) if it.separator]
+    assert items.index(item) > separators[1], "in the global section, below the servers"
+    assert all(m.find(s.submenu, "Copy client config") is None for s in items if s.submenu)
+    assert m.find(m.build_menu(state()), "Copy client config") is not None, "offered with no servers too"
+
+
+def test_copy_client_config_click_copies_the_claude_desktop_snippet(monkeypatch, tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from broxy_tray.proxy._client_config import client_config
+    from broxy_tray.ui import desktop
+    from broxy_tray.ui.tray import TrayRunner
+
+    config = tmp_path / "mcp.json"
+    copied, said = [], []
+    monkeypatch.setattr(desktop, "copy_text", lambda text, gtk=False: copied.append(text) or True)
+    runner = TrayRunner(config, SimpleNamespace(pystray=None, glib=False))
+    monkeypatch.setattr(runner, "_message", said.append)
+    runner._dispatch(m.find(m.build_menu(state()), "Copy client config").action)  # noqa: SLF001
+    runner._dispatch(m.Action(m.COPY_CLIENT_CONFIG))  # noqa: SLF001 - no payload: the runner's own config
+    assert copied[0] == client_config("claude-desktop", config_path="/home/u/.config/broxy/mcp.json")
+    assert copied[1] == client_config("claude-desktop", config_path=config)
+    entry = json.loads(copied[1])["mcpServers"]["broxy"]
+    assert entry["args"][-3:] == ["stdio", "--config", str(config)]
+    assert said and said[0].startswith("Client config copied")
+
+    monkeypatch.setattr(desktop, "copy_text", lambda text, gtk=False: False)
+    runner._dispatch(m.Action(m.COPY_CLIENT_CONFIG))  # noqa: SLF001
+    assert "broxy-tray client-config" in said[-1]

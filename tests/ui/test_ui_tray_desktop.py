@@ -71,7 +71,7 @@ def test_menu_lists_servers_with_status_over_dbusmenu(desktop, sni_watcher, tray
     assert labels[0] == "broxy-tray — 1 of 2 available"
     assert "○ Off one — Disabled" in labels
     assert any(lb.startswith("✕ Broken — Error: command not found: /nonexistent/broxy-test-command") for lb in labels)
-    assert labels[-6:-3] == ["Open mcp.json", "Reload now", "Open logs folder"]
+    assert labels[-7:-3] == ["Open mcp.json", "Reload now", "Copy client config", "Open logs folder"]
     assert labels[-3].startswith("Secure storage: ")
     assert labels[-2:] == ["About broxy-tray 0.1.0", "Quit"]
     assert [i[1] for i in menu.item("● Local files")[3]] == ["Disable"]
