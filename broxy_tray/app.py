@@ -72,6 +72,10 @@ class App:
         self.supervisor = Supervisor(self.store, runner or LiveRunner(auth=self.auth, sessions=self.sessions))
         self.proxy = Proxy(self.sessions, store=self.store, config=lambda: self._config)
         """The MCP facade the control channel's `mcp` command relays clients to (`broxy-tray stdio`)."""
+        from .proxy import EndpointManager
+
+        self.endpoint = EndpointManager(self)
+        """The optional Streamable HTTP endpoint on 127.0.0.1 (`"endpoint"` in mcp.json); `.error` says why it is off."""
         self._environ = environ
         self._watch = watch
         self._debounce = debounce
@@ -115,6 +119,7 @@ class App:
             t.cancel()
         if self._pending:
             await asyncio.wait(self._pending, timeout=5)
+        await self.endpoint.close()  # clients go before the servers they reach
         await self.supervisor.close()
         self.proxy.close()
         await self.auth.close()
@@ -167,6 +172,7 @@ class App:
         await self.supervisor.apply(plan, held, self._disabled_reasons)
         self.auth.forget_missing(plan.config)
         self._maybe_preload(plan.config)
+        await self.endpoint.apply(plan.config)  # start, move (port change) or stop the HTTP endpoint
         if not plan.is_noop:
             log.info(
                 "config %s: start=%s stop=%s restart=%s keep=%s",

@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     client_config.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode"),
                                default="claude-desktop", help="the client (default: claude-desktop)")
     client_config.add_argument("--preset", metavar="NAME", help="offer only what this preset in mcp.json allows")
+    client_config.add_argument("--http", action="store_true",
+                               help="point the client at the Streamable HTTP endpoint (\"endpoint\" in mcp.json) "
+                                    "instead of broxy-tray stdio; the snippet contains the endpoint's bearer token")
 
     doctor = sub.add_parser("doctor", help="print what a bug report needs (no secrets)",
                             description="Version, platform, display and tray backend, notification service, "

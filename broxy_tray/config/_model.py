@@ -180,6 +180,15 @@ class Preset:
 
 
 @dataclass(frozen=True)
+class EndpointConfig:
+    """The top-level `endpoint`: the optional Streamable HTTP endpoint on 127.0.0.1 (`Config.endpoint`
+    is None when it is absent, invalid or `"enabled": false`)."""
+
+    port: int
+    line: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole `mcp.json`: settings plus servers in file order."""
 
@@ -190,6 +199,7 @@ class Config:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     issues: tuple[ConfigIssue, ...] = ()  # every error and warning, servers' included
     presets: tuple[Preset, ...] = ()
+    endpoint: EndpointConfig | None = None
 
     def server(self, server_id: str) -> ServerConfig | None:
         for s in self.servers:

@@ -30,6 +30,7 @@ from ._model import (
     AuthConfig,
     Config,
     ConfigIssue,
+    EndpointConfig,
     Preset,
     ServerConfig,
     Transport,
@@ -57,7 +58,8 @@ _TIMEOUT_SETTINGS = {
     "requestTimeoutSeconds": DEFAULT_REQUEST_TIMEOUT,
     "connectTimeoutSeconds": DEFAULT_CONNECT_TIMEOUT,
 }
-TOP_LEVEL_KEYS = frozenset({"mcpServers", "$schema", "presets", *_TIMEOUT_SETTINGS})
+TOP_LEVEL_KEYS = frozenset({"mcpServers", "$schema", "presets", "endpoint", *_TIMEOUT_SETTINGS})
+ENDPOINT_KEYS = frozenset({"port", "enabled"})
 PRESET_KEYS = frozenset({"servers", "tools", "description"})
 _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _MAX_TIMEOUT = 24 * 3600.0
@@ -110,6 +112,7 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
 
     servers = [_parse_server(ctx, sid, servers_raw[sid]) for sid in spans.members(("mcpServers",))]
     presets = _parse_presets(ctx, data, tuple(s.id for s in servers))
+    endpoint = _parse_endpoint(ctx, data)
     return Config(
         path=file,
         servers=tuple(servers),
@@ -118,7 +121,45 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
         connect_timeout=timeouts["connectTimeoutSeconds"],
         issues=tuple(ctx.issues),
         presets=presets,
+        endpoint=endpoint,
     )
+
+
+def _parse_endpoint(ctx: "_Context", data: dict[str, Any]) -> EndpointConfig | None:
+    """The optional top-level `endpoint`: `{"port": 3335}` (`"enabled": false` turns it off).
+
+    Any error leaves the endpoint off (and says so); unknown keys are warnings.
+    """
+    if "endpoint" not in data:
+        return None
+    raw = data["endpoint"]
+    base: Path = ("endpoint",)
+    if not isinstance(raw, dict):
+        ctx.issues.append(ctx.issue(base, f"endpoint must be an object, not {_kind(raw)}; the HTTP endpoint is off"))
+        return None
+    for key in ctx.spans.members(base):
+        if key not in ENDPOINT_KEYS:
+            ctx.warn(base + (key,), f"unknown key {key!r} is ignored")
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        ctx.issues.append(ctx.issue(base + ("enabled",), f"enabled must be true or false, not {_kind(enabled)}; "
+                                                          "the HTTP endpoint is off"))
+        return None
+    if "port" not in raw:
+        ctx.issues.append(ctx.issue(base, "endpoint needs \"port\" (an integer from 1 to 65535); the HTTP endpoint is off",
+                                    key=True))
+        return None
+    port = raw["port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        what = _kind(port) if not isinstance(port, int) or isinstance(port, bool) else str(port)
+        ctx.issues.append(ctx.issue(base + ("port",), f"port must be an integer from 1 to 65535, not {what}; "
+                                                        "the HTTP endpoint is off"))
+        return None
+    if not enabled:
+        return None
+    span = ctx.spans.get(base)
+    line = ctx.spans.line_col(span.key_start)[0] if span and span.key_start is not None else None
+    return EndpointConfig(port=port, line=line)
 
 
 def _parse_presets(ctx: "_Context", data: dict[str, Any], server_ids: tuple[str, ...]) -> tuple[Preset, ...]:
