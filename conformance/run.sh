@@ -20,7 +20,7 @@ RESULTS=conformance/results
 # The project venv, as scripts/test makes it (a no-op when it is up to date).
 # shellcheck source=scripts/_venv.sh
 source scripts/_venv.sh
-ensure_venv "[test]"
+[ -x .venv/bin/broxy-tray ] || ensure_venv "[test]"   # scripts/test has set it up already
 
 # --- install (idempotent, cached, serialised between concurrent runs) ---
 t0=$SECONDS

@@ -8,12 +8,12 @@ ensure_venv() {
     exit 1
   fi
   if [ ! -x .venv/bin/python ]; then
-    "$py" -m venv .venv
+    "$py" -m venv .venv || return 1
   fi
   local stamp=".venv/.installed${extras}"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip || return 1
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" || return 1
     touch "$stamp"
   fi
 }
