@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -262,18 +263,23 @@ class TrayApp:
         return self.out.read_text() if self.out.exists() else ""
 
 
+# Markers are made unique per test process, so two suites on one machine never see each other's servers.
+RUN_TAG = f"{os.getpid()}-{secrets.token_hex(3)}"
+
+
 def stdio_entry(marker: str, **extra: Any) -> dict[str, Any]:
     """An mcpServers entry running the minimal stdio server; `marker` finds its process."""
-    return {"command": sys.executable, "args": [str(MINIMAL_SERVER), "--marker", marker], **extra}
+    return {"command": sys.executable, "args": [str(MINIMAL_SERVER), "--marker", f"{marker}@{RUN_TAG}"], **extra}
 
 
 def processes_with(marker: str) -> list[Any]:
     import psutil
 
     out = []
+    tagged = f"{marker}@{RUN_TAG}"
     for p in psutil.process_iter(["cmdline"]):
         try:
-            if marker in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE:
+            if tagged in (p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE:
                 out.append(p)
         except psutil.Error:
             pass
