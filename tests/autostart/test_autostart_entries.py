@@ -19,8 +19,6 @@ import pytest
 from broxy_tray.autostart import Autostart, AutostartError, desktop_exec, systemd_exec, templates_dir, windows_command
 from broxy_tray.autostart import _cli as autostart_cli
 
-from .conftest import needs_cli_patch
-
 EXE = os.path.abspath(sys.executable)
 WEIRD = ["/opt/my apps/py", "a b", 'q"uote', "back\\slash", "dollar$HOME", "100%", "tick`", "semi;colon", "", "plain"]
 
@@ -387,7 +385,6 @@ def test_the_installed_exec_line_starts_the_app(user_env, tmp_path):
         assert "running headless" in proc.stderr.read()
 
 
-@needs_cli_patch
 def test_autostart_through_the_cli(cli, user_env, tmp_path):
     entry_path = Path(user_env["XDG_CONFIG_HOME"]) / "autostart" / "broxy-tray.desktop"
     r = cli("autostart", "status")

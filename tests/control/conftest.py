@@ -1,4 +1,4 @@
-"""Fixtures for the control channel: an in-process App + ControlServer, and the launcher as a subprocess."""
+"""Fixtures for the control channel: an in-process App + ControlServer, and the real headless runner as a subprocess."""
 
 from __future__ import annotations
 
@@ -22,29 +22,7 @@ from broxy_tray.app import App
 from broxy_tray.control import ControlServer
 from broxy_tray.state import ServerStatus
 
-LAUNCHER = Path(__file__).parent / "launcher.py"
 MINIMAL_SERVER = Path(__file__).parents[1] / "mcp" / "servers" / "minimal_stdio.py"
-
-
-def cli_patched() -> bool:
-    """Has the lead applied the cli.py patch (control and autostart commands)?"""
-    from broxy_tray.cli import build_parser
-
-    parser = build_parser()
-    try:
-        import contextlib
-        import io
-
-        with contextlib.redirect_stderr(io.StringIO()):
-            parser.parse_args(["status", "--json"])
-            parser.parse_args(["enable", "x"])
-            parser.parse_args(["autostart", "status"])
-    except SystemExit:
-        return False
-    return True
-
-
-needs_cli_patch = pytest.mark.skipif(not cli_patched(), reason="needs the cli.py patch from issue 7 (control and autostart commands)")
 
 
 def config_with_servers() -> dict[str, Any]:
@@ -130,11 +108,13 @@ async def raw_exchange(path: Path, payload: bytes, *, read_all: bool = False, ti
 
 
 class Launched:
-    """tests/control/launcher.py as a subprocess; stdout read as JSON lines."""
+    """`broxy-tray run --headless --json` as a subprocess; stdout read as JSON lines."""
 
     def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.config = config
+        self.env = env
         self.proc = subprocess.Popen(
-            [sys.executable, str(LAUNCHER), str(config)], env=env,
+            [sys.executable, "-m", "broxy_tray", "run", "--headless", "--json", "--config", str(config)], env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
         self.lines: list[dict[str, Any]] = []
@@ -159,17 +139,28 @@ class Launched:
                 continue
             if item is None:
                 err = self.proc.stderr.read() if self.proc.stderr else ""
-                raise EOFError(f"launcher ended (rc={self.proc.wait()}): {err}")
+                raise EOFError(f"broxy-tray ended (rc={self.proc.wait()}): {err}")
             self.lines.append(item)
             if pred(item):
                 return item
 
     def ready(self) -> Path:
         """Wait for the control channel and for `files` to be Available; returns the socket path."""
-        listening = self.wait_for(lambda e: e["event"] == "listening")
+        from broxy_tray.control import NotRunning, control_path, request_sync
+
+        path = control_path(self.config, Path(self.env["XDG_RUNTIME_DIR"]) / "broxy")
         if not any(e.get("server") == "files" and e.get("status") == "Available" for e in self.lines):
             self.wait_for(lambda e: e.get("server") == "files" and e.get("status") == "Available")
-        return Path(listening["path"])
+        end = time.monotonic() + 15  # the channel opens right after the first load
+        while True:
+            try:
+                if request_sync(path, {"v": 1, "cmd": "ping"}, timeout=5).get("ok"):
+                    return path
+            except (NotRunning, OSError):
+                pass
+            if time.monotonic() > end or self.proc.poll() is not None:
+                raise TimeoutError(f"the control channel at {path} never answered")
+            time.sleep(0.05)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc.poll() is None:

@@ -1,4 +1,4 @@
-"""The control commands of the CLI against a running instance (tests/control/launcher.py).
+"""The control commands of the CLI against a running instance (broxy-tray run --headless as a subprocess).
 
 The `*_through_the_cli` tests run `python -m broxy_tray …` and need the cli.py
 patch from issue 7; the others call `broxy_tray.control._cli` directly.
@@ -19,7 +19,7 @@ import pytest
 
 from broxy_tray.control import _cli, control_path
 
-from .conftest import config_with_servers, needs_cli_patch
+from .conftest import config_with_servers
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="Unix socket tests")
 
@@ -185,7 +185,6 @@ def cli(env, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=60)
 
 
-@needs_cli_patch
 def test_status_and_commands_through_the_cli(env, config, launch):
     r = cli(env, "status", "--config", str(config))
     assert r.returncode == 3 and "is not running" in r.stdout and "Local files [files]: enabled" in r.stdout
@@ -215,7 +214,6 @@ def test_status_and_commands_through_the_cli(env, config, launch):
     assert inst.proc.wait(15) == 0
 
 
-@needs_cli_patch
 def test_the_real_headless_runner_serves_the_channel_and_quits(env, config, headless):
     """After the patch, `broxy-tray run --headless --json` itself listens, and `quit` stops it."""
     h = headless("--config", str(config))

@@ -114,16 +114,17 @@ def test_without_a_running_app_the_bridge_says_so(config_path, short_dir):
 
 
 def test_bridge_starts_an_instance_when_none_runs(config_path, short_dir, monkeypatch):
-    """open_relay starts the app (here: the launcher, as `run --headless` would) and waits for its socket."""
+    """open_relay starts the app (`broxy-tray run --headless`, detached) and waits for its socket."""
     from broxy_tray.control import control_path
-    from broxy_tray.proxy._stdio_bridge import open_relay, start_headless
+    from broxy_tray.proxy._stdio_bridge import open_relay
 
     env = bridge_env(short_dir)
     path = control_path(config_path, short_dir / "broxy")
     procs = []
 
     def start():
-        procs.append(subprocess.Popen([PYTHON, str(HERE / "launcher_app.py"), str(config_path)], env=env,
+        procs.append(subprocess.Popen([PYTHON, "-m", "broxy_tray", "run", "--headless", "--config", str(config_path)],
+                                      env=env,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       start_new_session=True))
 
@@ -146,4 +147,3 @@ def test_bridge_starts_an_instance_when_none_runs(config_path, short_dir, monkey
         for p in procs:
             p.terminate()
             p.wait(10)
-    assert start_headless  # the real starter is what `broxy-tray stdio` uses
