@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -58,3 +59,20 @@ def summary(values_ms: list[float]) -> str:
 
 def tempdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="broxy-bench-"))
+
+
+def start_until_available(config: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], float]:
+    """Start the headless runner on `config`; return it once every server is Available, and how long that took."""
+    servers = set(json.loads(config.read_text())["mcpServers"])
+    t0 = time.perf_counter()
+    proc = start_headless(config, env)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        e = json.loads(line)
+        if e["event"] == "status" and e["status"] == "Available":
+            servers.discard(e["server"])
+        elif e["event"] == "status" and e["status"] == "Error":
+            raise RuntimeError(f"{e['server']}: {e['detail']}")
+        if not servers:
+            return proc, time.perf_counter() - t0
+    raise RuntimeError("the runner exited before all servers were Available")

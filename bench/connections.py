@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import isolated_env, tempdir
+from _common import isolated_env, start_until_available, tempdir
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = str(ROOT / "tests" / "mcp" / "servers" / "minimal_stdio.py")
@@ -23,24 +23,11 @@ SDK = str(ROOT / "tests" / "mcp" / "servers" / "sdk_server.py")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def run_until_available(servers: dict, settle: float = 0.0) -> tuple[subprocess.Popen[str], float]:
+def run_until_available(servers: dict) -> tuple[subprocess.Popen[str], float]:
     d = tempdir()
     path = d / "mcp.json"
     path.write_text(json.dumps({"mcpServers": servers}, indent=2))
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "broxy_tray", "run", "--headless", "--json", "--config", str(path)],
-                            env=isolated_env(d), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    waiting = set(servers)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        e = json.loads(line)
-        if e["event"] == "status" and e["status"] == "Available":
-            waiting.discard(e["server"])
-        elif e["event"] == "status" and e["status"] == "Error":
-            raise RuntimeError(f"{e['server']}: {e['detail']}")
-        if not waiting:
-            return proc, time.perf_counter() - t0
-    raise RuntimeError("runner exited early")
+    return start_until_available(path, isolated_env(d))
 
 
 def stop(proc: subprocess.Popen[str]) -> None:

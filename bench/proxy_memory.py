@@ -24,7 +24,7 @@ import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from _common import isolated_env
+from _common import isolated_env, start_until_available
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = str(ROOT / "tests" / "mcp" / "servers" / "minimal_stdio.py")
@@ -71,20 +71,7 @@ def start(n: int) -> tuple[subprocess.Popen[str], Path, dict[str, str]]:
     runtime = d / "run"
     runtime.mkdir(mode=0o700)
     env["XDG_RUNTIME_DIR"] = str(runtime)
-    proc = subprocess.Popen([sys.executable, "-m", "broxy_tray", "run", "--headless", "--json", "--config", str(path)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    waiting = set(servers)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        e = json.loads(line)
-        if e["event"] == "status" and e["status"] == "Available":
-            waiting.discard(e["server"])
-        elif e["event"] == "status" and e["status"] == "Error":
-            raise RuntimeError(f"{e['server']}: {e.get('detail')}")
-        if not waiting:
-            break
-    else:
-        raise RuntimeError("the app exited before all servers were Available")
+    proc, _ = start_until_available(path, env)
     # keep draining stdout so the app never blocks on a full pipe
     import threading
 
