@@ -40,7 +40,6 @@ def summary(label: str, ms: list[float]) -> str:
 
 async def main(n: int) -> None:
     import mcp_types as types
-    import sdk_server
     from mcp import Client, StdioServerParameters
     from mcp.server import Server
 

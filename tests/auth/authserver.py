@@ -640,7 +640,6 @@ class AuthServer:
         """Answer one HTTP request (usable from an embedding app)."""
         endpoint, variant = self._route(request.url.path)
         body = await request.body()
-        form: dict[str, str] = {}
         form_multi: list[tuple[str, str]] = []
         js: Any = None
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -649,7 +648,6 @@ class AuthServer:
                 form_multi = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
             except UnicodeDecodeError:
                 form_multi = []
-            form = dict(form_multi)
         elif ctype == "application/json" and body:
             try:
                 js = json.loads(body)

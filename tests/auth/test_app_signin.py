@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
-import os
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,6 +13,7 @@ import pytest
 from broxy_tray.app import App, IntentError
 from broxy_tray.auth import MemoryStore
 from broxy_tray.state import AuthNotice, ServerStatus
+from signin_testlib import Browser
 
 UNUSUAL = """{
 \t"authorizationTimeoutSeconds": %(timeout)s,
@@ -28,35 +27,6 @@ UNUSUAL = """{
 \t}
 }
 """
-
-
-def _get(url: str) -> tuple[int, str | None]:
-    p = urlsplit(url)
-    c = http.client.HTTPConnection(p.hostname, p.port, timeout=10)
-    try:
-        c.request("GET", p.path + (f"?{p.query}" if p.query else ""))
-        r = c.getresponse()
-        r.read()
-        return r.status, r.getheader("Location")
-    finally:
-        c.close()
-
-
-class Browser:
-    def __init__(self, follow: bool = True) -> None:
-        self.follow = follow
-        self.opened: list[str] = []
-
-    async def __call__(self, url: str) -> bool:
-        self.opened.append(url)
-        if self.follow:
-            def visit() -> None:
-                status, location = _get(url)
-                if location:
-                    _get(location)
-
-            asyncio.get_running_loop().run_in_executor(None, visit)
-        return True
 
 
 class Recorder:

@@ -1,15 +1,12 @@
 """The whole sign-in against the strict test authorization server and a protected SDK server.
 
-The "user" is `follow_redirect`: it loads the authorization URL like a
-browser would (the test AS approves at once with a 302) and delivers the
-redirect to our loopback receiver. It uses http.client, which logs nothing,
-so the log checks see only what the app itself logs.
+The "user" is `signin_testlib.Browser`, which completes each sign-in
+automatically without logging anything itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.client
 import logging
 import time
 from typing import Any
@@ -27,46 +24,7 @@ from broxy_tray.auth import (
 )
 from broxy_tray.config import ServerConfig, Transport
 from broxy_tray.mcp import ConnectError, open_connection
-
-
-def free_port() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _get(url: str) -> tuple[int, str | None]:
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    try:
-        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
-        response = conn.getresponse()
-        response.read()
-        return response.status, response.getheader("Location")
-    finally:
-        conn.close()
-
-
-class Browser:
-    """Follows the AS's redirect to the loopback receiver; counts what it opened."""
-
-    def __init__(self) -> None:
-        self.opened: list[str] = []
-
-    async def __call__(self, url: str) -> bool:
-        self.opened.append(url)
-
-        def visit() -> None:
-            status, location = _get(url)
-            if status in (302, 303) and location:
-                _get(location)
-
-        asyncio.get_running_loop().run_in_executor(None, visit)
-        return True
+from signin_testlib import Browser, free_port
 
 
 class Harness:

@@ -28,7 +28,7 @@ from broxy_tray.control import (
 from broxy_tray.state import ServerStatus
 from broxy_tray.ui.headless import HeadlessPrinter
 
-from .conftest import raw_exchange, wait_until
+from .conftest import raw_exchange
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="Unix socket tests")
 

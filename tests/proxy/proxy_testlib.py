@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
-import pytest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "mcp"))

@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from proxy_testlib import PYTHON, running_app, until
 
-HERE = Path(__file__).parent
 BRIDGE = ["-m", "broxy_tray.proxy._stdio_bridge"]
 
 
