@@ -3,7 +3,8 @@
 `import mcp.client` takes over a second on a small machine. Connections
 import lazily, which keeps start-up fast, but the first connect would then do
 that import on the loop thread and freeze every other task (status updates,
-config reloads, the tray) meanwhile. Awaiting `preload_sdk()` first moves the
+config reloads, the tray) meanwhile. The shared TLS context (the CA bundle) is
+built here too, for the same reason. Awaiting `preload_sdk()` first moves the
 work to a thread; afterwards the imports inside the connection code are
 dictionary look-ups.
 """
@@ -33,6 +34,9 @@ SDK_MODULES = (
 def _import_all() -> None:
     for name in SDK_MODULES:
         importlib.import_module(name)
+    from ._http import shared_ssl_context
+
+    shared_ssl_context()  # loads the CA bundle once, here rather than on the loop at the first connect
 
 
 async def preload_sdk() -> None:
