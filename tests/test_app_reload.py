@@ -224,7 +224,7 @@ async def test_unset_variable_shows_error_for_that_server_only(tmp_path):
     try:
         await asyncio.sleep(0.05)  # let the server task run
         s = app.store.state.server("s")
-        assert s.status is ServerStatus.ERROR and s.detail == "environment variable MISSING_KEY is not set"
+        assert s.status is ServerStatus.ERROR and s.detail == "environment variable MISSING_KEY is not set: `broxy-tray secret set MISSING_KEY`"
         assert app.store.state.server("ok").status is ServerStatus.AVAILABLE
     finally:
         await app.shutdown()
