@@ -84,19 +84,22 @@ class Worker:
             if item is None:
                 return
             fut, fn = item
-            try:
-                if not fut.set_running_or_notify_cancel():
-                    continue
+            error: BaseException | None = None
+            result: Any = None
+            running = fut.set_running_or_notify_cancel()
+            if running:
                 try:
                     result = fn()
                 except BaseException as exc:  # delivered to the awaiting coroutine
-                    fut.set_exception(exc)
+                    error = exc
+            with self._lock:  # before the result is delivered: the caller may submit again at once
+                self._pending -= 1
+            if running:
+                if error is not None:
+                    fut.set_exception(error)
                 else:
                     fut.set_result(result)
-            finally:
-                with self._lock:
-                    self._pending -= 1
-                del fut, fn, item  # drop references to values (and secrets) promptly
+            del fut, fn, item, result, error  # drop references to values (and secrets) promptly
 
     async def run(self, fn: Callable[[], Any], timeout: float) -> Any:
         """Run `fn` on the worker; `TimeoutError` after `timeout` seconds (the call itself keeps running)."""
