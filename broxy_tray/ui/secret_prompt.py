@@ -41,10 +41,11 @@ def prompt_command(name: str, *, platform: str | None = None,
                   "if ($c) { [Console]::Out.Write($c.GetNetworkCredential().Password) } else { exit 1 }")
         exe = which("powershell") or which("pwsh")
         return [exe, "-NoProfile", "-NonInteractive", "-Command", script] if exe else None
-    if which("zenity"):
-        return ["zenity", "--password", f"--title={title}"]
-    if which("kdialog"):
-        return ["kdialog", "--title", title, "--password", text]
+    zenity, kdialog = which("zenity"), which("kdialog")
+    if zenity:
+        return [zenity, "--password", f"--title={title}"]
+    if kdialog:
+        return [kdialog, "--title", title, "--password", text]
     return None
 
 
