@@ -87,8 +87,7 @@ class App:
             secrets = SecretStore()
         self.secrets = secrets
         """Values for `${NAME}` missing from the environment (`broxy_tray.secrets.SecretStore`)."""
-        self._secret_values: dict[str, str] = {}  # read from the store, for names the environment lacks
-        self._secret_absent: set[str] = set()  # looked up and not stored (until the store changes)
+        self._secret_values: dict[str, str] = {}  # read from the store at the last reload, for names the environment lacks
         self._secret_error: str | None = None  # why the store could not be read (variables then show missing)
         self._force_reload = False
         self._watch = watch
@@ -160,14 +159,16 @@ class App:
     async def _reload_once(self) -> None:
         first = self._config is None and self._digest is None
         force, self._force_reload = self._force_reload, False
+        known = self._secret_values
+        self._secret_values, self._secret_error = {}, None  # every reload asks the store again (a retry after unlock)
         try:
             config, text = await asyncio.to_thread(load_config, self.config_path, self._sources())
         except ConfigFileError as e:
             self._report_file_error(e.issue)
             return
-        if await self._read_secrets(config.missing_variables()):
+        if await self._read_secrets(config.missing_variables(), known):
             config = await asyncio.to_thread(parse_config, text, str(self.config_path), self._sources())
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        digest = self._digest_of(text)
         if digest == self._digest and self.store.state.config_error is None and not force:
             return  # touched, not changed
         self._digest = digest
@@ -202,26 +203,35 @@ class App:
         env = os.environ if self._environ is None else self._environ
         return Sources(env, dict(self._secret_values), self._secret_error)
 
-    async def _read_secrets(self, names: tuple[str, ...]) -> bool:
+    def _digest_of(self, text: str) -> str:
+        """Of the text and what the secret store supplied: a changed secret is a changed config."""
+        h = hashlib.sha256(text.encode("utf-8"))
+        for name, value in sorted(self._secret_values.items()):
+            h.update(b"\0" + name.encode() + b"\0" + value.encode("utf-8", "surrogatepass"))
+        h.update(b"\0" + (self._secret_error or "").encode())
+        return h.hexdigest()
+
+    async def _read_secrets(self, names: tuple[str, ...], known: dict[str, str]) -> bool:
         """Fetch from the secret store the variables the environment lacks; True if that changed anything.
 
-        Off the loop and bounded by the store's timeout; a locked or missing keyring
-        leaves those variables missing, with the reason in their servers' errors.
+        Off the loop and bounded by the store's timeout (a keyring still stuck on an unlock
+        prompt fails at once); a locked or missing keyring leaves those variables missing,
+        with the reason in their servers' errors — except values this run already read
+        (`known`): a keyring locked later on does not stop what runs.
         """
-        wanted = [n for n in names if n not in self._secret_values and n not in self._secret_absent]
-        if not wanted or self.secrets is None or self._secret_error is not None:
+        if not names or self.secrets is None:
             return False
         from .secrets import SecretStoreUnavailable
 
         try:
-            found = await self.secrets.get_many(wanted)
+            found = await self.secrets.get_many(names)
         except SecretStoreUnavailable as e:
-            log.warning("secret store unavailable; %s reported missing: %s", ", ".join(wanted), e.reason)
+            log.warning("secret store unavailable; %s reported missing: %s", ", ".join(names), e.reason)
             self._secret_error = e.reason
+            self._secret_values = {n: known[n] for n in names if n in known}
             return True
         _logging.register_secrets(found.values())
-        self._secret_values.update(found)
-        self._secret_absent.update(n for n in wanted if n not in found)
+        self._secret_values = found
         return bool(found)
 
     async def secrets_changed(self) -> dict[str, Any]:
@@ -229,9 +239,6 @@ class App:
 
         Only servers whose expanded settings changed restart (the reconciler's rule).
         """
-        self._secret_values.clear()
-        self._secret_absent.clear()
-        self._secret_error = None
         self._force_reload = True
         await self.reload()
         while self._reload_lock.locked():  # a reload already running picks the change up; wait for it

@@ -242,3 +242,47 @@ def test_no_value_left_in_the_process_list_by_the_prompt(tmp_path: Path) -> None
     assert ask_secret("N", platform="linux", which=lambda c: zenity if c == "zenity" else None) == "value-not-on-cmdline"
     assert b"value-not-on-cmdline" not in seen.read_bytes()
     assert os.path.exists(seen)
+
+
+async def test_a_keyring_locked_later_does_not_stop_what_runs_but_a_fresh_start_reports_it(tmp_path: Path) -> None:
+    import json
+
+    from broxy_tray.app import App
+
+    class LockableKeyring(DictKeyring):
+        locked = False
+
+        def get_password(self, service: str, username: str) -> str | None:
+            if self.locked:
+                raise RuntimeError("Failed to unlock the collection: the keyring is locked")
+            return super().get_password(service, username)
+
+    async def runner(server, config, store):  # type: ignore[no-untyped-def]
+        store.update_server(server.id, status=ServerStatus.AVAILABLE, tools=0)
+        await asyncio.Event().wait()
+
+    backend = LockableKeyring()
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"s": {"command": "x", "env": {"T": "${LOCK_T}"}}}}))
+    seed = SecretStore(backend=backend)
+    await seed.set("LOCK_T", "stored-value")
+    seed.close()
+    app = App(path, runner=runner, environ={}, watch=False, secrets=SecretStore(backend=backend))
+    await app.start()
+    try:
+        assert app.store.state.server("s").status is ServerStatus.AVAILABLE  # type: ignore[union-attr]
+        backend.locked = True
+        path.write_text(json.dumps({"mcpServers": {"s": {"command": "x", "env": {"T": "${LOCK_T}"}}, "t": {"command": "y"}}}))
+        await app.reload()
+        assert app.store.state.server("s").status is ServerStatus.AVAILABLE  # type: ignore[union-attr]
+        assert app.config.server("s").env["T"] == "stored-value"  # type: ignore[union-attr]
+    finally:
+        await app.shutdown()
+    fresh = App(path, runner=runner, environ={}, watch=False, secrets=SecretStore(backend=backend))
+    await fresh.start()
+    try:
+        s = fresh.store.state.server("s")
+        assert s is not None and s.status is ServerStatus.ERROR and "the keyring is locked" in s.detail
+        assert fresh.store.state.server("t").status is ServerStatus.AVAILABLE  # type: ignore[union-attr]
+    finally:
+        await fresh.shutdown()
