@@ -270,10 +270,12 @@ async def test_a_keyring_locked_later_does_not_stop_what_runs_but_a_fresh_start_
     app = App(path, runner=runner, environ={}, watch=False, secrets=SecretStore(backend=backend))
     await app.start()
     try:
+        await asyncio.sleep(0.05)  # let the server task run
         assert app.store.state.server("s").status is ServerStatus.AVAILABLE  # type: ignore[union-attr]
         backend.locked = True
         path.write_text(json.dumps({"mcpServers": {"s": {"command": "x", "env": {"T": "${LOCK_T}"}}, "t": {"command": "y"}}}))
         await app.reload()
+        await asyncio.sleep(0.05)
         assert app.store.state.server("s").status is ServerStatus.AVAILABLE  # type: ignore[union-attr]
         assert app.config.server("s").env["T"] == "stored-value"  # type: ignore[union-attr]
     finally:
@@ -281,6 +283,7 @@ async def test_a_keyring_locked_later_does_not_stop_what_runs_but_a_fresh_start_
     fresh = App(path, runner=runner, environ={}, watch=False, secrets=SecretStore(backend=backend))
     await fresh.start()
     try:
+        await asyncio.sleep(0.05)
         s = fresh.store.state.server("s")
         assert s is not None and s.status is ServerStatus.ERROR and "the keyring is locked" in s.detail
         assert fresh.store.state.server("t").status is ServerStatus.AVAILABLE  # type: ignore[union-attr]
