@@ -218,7 +218,7 @@ async def test_broken_file_at_start_then_fixed(tmp_path):
 
 class _DictKeyring:
     """A keyring backend in a dict: the real SecretStore on it, without a session bus (the
-    gnome-keyring tests in tests/secrets drive the real one)."""
+    gnome-keyring tests in tests/secretstore drive the real one)."""
 
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], str] = {}
