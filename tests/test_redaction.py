@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 
 def _secret(tag: str) -> str:
     return f"{tag}-{os.urandom(6).hex()}"

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._keyring import CHUNK_CHARS, MAX_CHUNK_CHARS, ChunkedEntries, Corrupt, Worker, describe, detect
-from .._keyring import friendly_backend_name as friendly_backend_name  # re-exported
 from ._store import StoredAuth
 
 log = logging.getLogger(__name__)

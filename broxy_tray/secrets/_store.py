@@ -176,7 +176,7 @@ class SecretStore:
 
     async def _run(self, fn: Any, what: str, secret: str = "") -> Any:
         if self._worker.busy:
-            raise SecretStoreUnavailable(f"the keyring is still busy with an earlier request (locked, waiting for "
+            raise SecretStoreUnavailable("the keyring is still busy with an earlier request (locked, waiting for "
                                          "an unlock prompt?)")
         try:
             return await self._worker.run(fn, self.timeout)
