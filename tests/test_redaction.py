@@ -107,3 +107,16 @@ def test_rotated_log_files_are_private_too(tmp_path: Path) -> None:
     files = sorted((tmp_path / "logs").iterdir())
     assert len(files) > 1
     assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+
+
+def test_tray_menu_lines_and_copy_error_are_redacted() -> None:
+    from broxy_tray._redact import register
+    from broxy_tray.state import ServerState, ServerStatus
+    from broxy_tray.ui import menu as m
+
+    value = _secret("menu")
+    register([value])
+    s = ServerState("c", "Crashy", ServerStatus.ERROR, detail=f"exited with code 1: boom {value}")
+    assert m.server_label(s) == "✕ Crashy — Error: exited with code 1: boom ***"
+    copy = m.find(m.server_actions(s), "Copy error")
+    assert copy is not None and copy.action is not None and copy.action.payload == "exited with code 1: boom ***"

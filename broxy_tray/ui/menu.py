@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .._redact import redact
 from ..state import AppState, ServerState, ServerStatus
 
 APP_NAME = "broxy-tray"
@@ -91,7 +92,7 @@ def title(state: AppState) -> str:
 
 
 def shorten(text: str, limit: int = MAX_LABEL) -> str:
-    text = " ".join(text.split())
+    text = " ".join(redact(text).split())  # a menu line is an output: no expanded `${VAR}` value
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -130,7 +131,7 @@ def server_actions(s: ServerState) -> tuple[MenuItem, ...]:
     if s.config_error:
         add(MenuItem(shorten(f"mcp.json: {s.config_error}"), enabled=False))
     if reason:
-        add(MenuItem("Copy error", Action(COPY_ERROR, sid, reason)))
+        add(MenuItem("Copy error", Action(COPY_ERROR, sid, redact(reason))))
     if st is not ServerStatus.DISABLED:
         if items:
             add(SEPARATOR)
