@@ -98,3 +98,41 @@ def test_no_keyring_at_all_is_a_clear_failure(tmp_path: Path) -> None:
     env.update(HOME=str(tmp_path), PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
     r = run_cli(env, "secret", "set", "SOME_NAME", input="some-value-1")
     assert r.returncode == 1 and "could not store SOME_NAME: no usable keyring" in r.stderr, r
+
+
+def test_set_on_a_terminal_asks_without_echo(keyring_env: dict[str, str]) -> None:
+    import pty
+    import select
+    import time
+
+    value = f"typed-{os.urandom(6).hex()}"
+    pid, fd = pty.fork()  # a real terminal as the controlling tty: getpass reads from it
+    if pid == 0:  # pragma: no cover - the child
+        os.execve(sys.executable, [sys.executable, "-m", "broxy_tray", "secret", "set", "TTY_ONE"], keyring_env)
+    seen = b""
+
+    def read_until(needle: bytes, timeout: float = 60) -> None:
+        nonlocal seen
+        end = time.monotonic() + timeout
+        while needle not in seen and time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        assert needle in seen, seen
+
+    try:
+        read_until(b"Value for TTY_ONE (not shown): ")
+        os.write(fd, value.encode() + b"\n")
+        read_until(b"Stored TTY_ONE")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert value.encode() not in seen, "the value was echoed"
+    assert read_back_digest(keyring_env, "TTY_ONE") == hashlib.sha256(value.encode()).hexdigest()
