@@ -120,3 +120,16 @@ def test_tray_menu_lines_and_copy_error_are_redacted() -> None:
     assert m.server_label(s) == "✕ Crashy — Error: exited with code 1: boom ***"
     copy = m.find(m.server_actions(s), "Copy error")
     assert copy is not None and copy.action is not None and copy.action.payload == "exited with code 1: boom ***"
+
+
+def test_every_expanded_value_is_registered_except_the_users_own_folders(tmp_path: Path) -> None:
+    from broxy_tray._redact import redact
+    from broxy_tray.config import parse_config
+    from broxy_tray.config._expand import Sources
+
+    env_value, stored, home = _secret("env"), _secret("stored"), f"/home/{_secret('user')}"
+    text = json.dumps({"mcpServers": {"a": {"command": "${CMD}", "args": ["${STORED}"], "cwd": "${HOME}/work",
+                                            "env": {"X": "${NOPE:-plain-default-value}"}}}})
+    parse_config(text, "mcp.json", Sources({"CMD": env_value, "HOME": home}, {"STORED": stored}))
+    line = f"started {env_value} {stored} in {home}/work with plain-default-value"
+    assert redact(line) == f"started *** *** in {home}/work with plain-default-value"

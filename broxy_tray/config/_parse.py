@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from .. import _redact
-from ._expand import DEFAULT, MISSING, ExpansionError, Resolution, Sources, expand
+from ._expand import DEFAULT, ENVIRONMENT, MISSING, ExpansionError, Resolution, Sources, expand
 from ._model import (
     DEFAULT_AUTHORIZATION_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -65,6 +65,13 @@ ENDPOINT_KEYS = frozenset({"port", "enabled"})
 PRESET_KEYS = frozenset({"servers", "tools", "description"})
 _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _MAX_TIMEOUT = 24 * 3600.0
+# Standard variables that name the user's own folders and settings, not secrets: redacting
+# `${HOME}` would turn every path in every message into `***/.config/…`.
+PUBLIC_VARIABLES = frozenset({
+    "HOME", "USER", "USERNAME", "LOGNAME", "PATH", "PWD", "SHELL", "LANG", "TMPDIR", "TEMP", "TMP",
+    "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
+    "APPDATA", "LOCALAPPDATA", "USERPROFILE",
+})
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
@@ -247,7 +254,8 @@ class _Context:
         finally:
             server = path[1] if len(path) >= 2 and path[0] == "mcpServers" and isinstance(path[1], str) else None
             self.uses.extend(VariableUse(r.name, r.origin, server) for r in trace)
-            _redact.register(r.value for r in trace if r.value and r.origin not in (DEFAULT, MISSING))
+            _redact.register(r.value for r in trace if r.value and r.origin not in (DEFAULT, MISSING)
+                             and not (r.origin == ENVIRONMENT and r.name in PUBLIC_VARIABLES))
 
     def issue(self, path: Path, message: str, *, severity: str = "error", key: bool = False,
               variable: str | None = None) -> ConfigIssue:
