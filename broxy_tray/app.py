@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import webbrowser
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -23,9 +24,11 @@ from .config import (
     ConfigWatcher,
     Plan,
     load_config,
+    parse_config,
     reconcile,
     set_enabled,
 )
+from .config._expand import Sources
 from .servers import LiveRunner, ServerRunner, Supervisor
 from .state import AuthNotice, ConfigEvent, ServerStatus, StateStore
 
@@ -50,6 +53,7 @@ class App:
         debounce: float | None = None,
         credentials: object | None = None,
         open_browser: Callable[[str], Any] | None = None,
+        secrets: Any | None = None,
     ) -> None:
         from .auth._coordinator import AuthCoordinator
 
@@ -77,6 +81,15 @@ class App:
         self.endpoint = EndpointManager(self)
         """The optional Streamable HTTP endpoint on 127.0.0.1 (`"endpoint"` in mcp.json); `.error` says why it is off."""
         self._environ = environ
+        if secrets is None:
+            from .secrets import SecretStore
+
+            secrets = SecretStore()
+        self.secrets = secrets
+        """Values for `${NAME}` missing from the environment (`broxy_tray.secrets.SecretStore`)."""
+        self._secret_values: dict[str, str] = {}  # read from the store at the last reload, for names the environment lacks
+        self._secret_error: str | None = None  # why the store could not be read (variables then show missing)
+        self._force_reload = False
         self._watch = watch
         self._debounce = debounce
         self._config: Config | None = None  # the effective (last good) config
@@ -123,9 +136,10 @@ class App:
         await self.supervisor.close()
         self.proxy.close()
         await self.auth.close()
-        closer = getattr(self.credentials, "close", None)
-        if closer is not None:
-            closer()
+        for store in (self.credentials, self.secrets):
+            closer = getattr(store, "close", None)
+            if closer is not None:
+                closer()
 
     def _on_file_changed(self) -> None:
         self._track(asyncio.get_running_loop().create_task(self.reload(), name="config-reload"))
@@ -144,13 +158,18 @@ class App:
 
     async def _reload_once(self) -> None:
         first = self._config is None and self._digest is None
+        force, self._force_reload = self._force_reload, False
+        known = self._secret_values
+        self._secret_values, self._secret_error = {}, None  # every reload asks the store again (a retry after unlock)
         try:
-            config, text = await asyncio.to_thread(load_config, self.config_path, self._environ)
+            config, text = await asyncio.to_thread(load_config, self.config_path, self._sources())
         except ConfigFileError as e:
             self._report_file_error(e.issue)
             return
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        if digest == self._digest and self.store.state.config_error is None:
+        if await self._read_secrets(config.missing_variables(), known):
+            config = await asyncio.to_thread(parse_config, text, str(self.config_path), self._sources())
+        digest = self._digest_of(text)
+        if digest == self._digest and self.store.state.config_error is None and not force:
             return  # touched, not changed
         self._digest = digest
         self._deleted_reported = False
@@ -179,6 +198,64 @@ class App:
                 "loaded" if first else "reloaded",
                 list(plan.start), list(plan.stop), list(plan.restart), list(plan.keep),
             )
+
+    def _sources(self) -> Sources:
+        env = os.environ if self._environ is None else self._environ
+        return Sources(env, dict(self._secret_values), self._secret_error)
+
+    def _digest_of(self, text: str) -> str:
+        """Of the text and what the secret store supplied: a changed secret is a changed config."""
+        h = hashlib.sha256(text.encode("utf-8"))
+        for name, value in sorted(self._secret_values.items()):
+            h.update(b"\0" + name.encode() + b"\0" + value.encode("utf-8", "surrogatepass"))
+        h.update(b"\0" + (self._secret_error or "").encode())
+        return h.hexdigest()
+
+    async def _read_secrets(self, names: tuple[str, ...], known: dict[str, str]) -> bool:
+        """Fetch from the secret store the variables the environment lacks; True if that changed anything.
+
+        Off the loop and bounded by the store's timeout (a keyring still stuck on an unlock
+        prompt fails at once); a locked or missing keyring leaves those variables missing,
+        with the reason in their servers' errors — except values this run already read
+        (`known`): a keyring locked later on does not stop what runs.
+        """
+        if not names or self.secrets is None:
+            return False
+        from .secrets import SecretStoreUnavailable
+
+        try:
+            found = await self.secrets.get_many(names)
+        except SecretStoreUnavailable as e:
+            log.warning("secret store unavailable; %s reported missing: %s", ", ".join(names), e.reason)
+            self._secret_error = e.reason
+            self._secret_values = {n: known[n] for n in names if n in known}
+            return True
+        _logging.register_secrets(found.values())
+        self._secret_values = found
+        return bool(found)
+
+    async def secrets_changed(self) -> dict[str, Any]:
+        """A secret was set, changed or removed: re-read the store and re-expand mcp.json now.
+
+        Only servers whose expanded settings changed restart (the reconciler's rule).
+        """
+        self._force_reload = True
+        await self.reload()
+        while self._reload_lock.locked():  # a reload already running picks the change up; wait for it
+            await asyncio.sleep(0.02)
+        return {"secretStoreError": self._secret_error, "configError": self.store.state.config_error}
+
+    async def set_secret(self, name: str, value: str) -> None:
+        """Store a secret (e.g. from the tray's "Set NAME…" prompt) and apply it at once."""
+        from .secrets import InvalidSecretName, SecretStoreUnavailable
+
+        if self.secrets is None:
+            raise IntentError("this instance has no secret store")
+        try:
+            await self.secrets.set(name, value)
+        except (SecretStoreUnavailable, InvalidSecretName, ValueError) as e:
+            raise IntentError(f"could not store {name}: {e}") from None
+        await self.secrets_changed()
 
     def _maybe_preload(self, config: Config) -> None:
         """Warm up, off the loop, what a server about to connect needs: secure storage (remote

@@ -33,6 +33,7 @@ examples:
   broxy-tray status                   what the running instance is doing (exit 3 if not running)
   broxy-tray disable files            disable a server in the running instance (saved in mcp.json)
   broxy-tray autostart enable         start broxy-tray at login
+  broxy-tray secret set GITHUB_TOKEN  keep ${GITHUB_TOKEN} in the OS keyring (asks for the value)
   broxy-tray client-config --client cursor   what to paste into Cursor's mcp.json
 """
 
@@ -153,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "keyring backend, config validity and paths. Contains no secrets.")
     _common(doctor, top=False)
 
+    from .secrets._cli import add_parser as add_secret_parser
+
+    add_secret_parser(sub, _common)
+
     autostart = sub.add_parser(
         "autostart", help="start broxy-tray at login: enable, disable, status",
         description="Start broxy-tray at login, for this user: an XDG autostart entry (Linux), a LaunchAgent "
@@ -170,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command or "run"
+    if command not in ("stdio", "client-config"):  # those two print protocol / a token on purpose
+        _redact_output()
     if command == "probe":
         return _probe(parser, args)
     if command == "config":
@@ -196,11 +203,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stdout.write(doctor_report(_config_path_of(args)))
         return EXIT_OK
+    if command == "secret":
+        from .secrets._cli import run as run_secret
+
+        return run_secret(args, _config_path_of(args))
     if command == "autostart":
         from .autostart._cli import run as run_autostart
 
         return run_autostart(args)
     return _run(args)
+
+
+def _redact_output() -> None:
+    """Everything this process prints passes the one redaction point (no expanded `${VAR}` value)."""
+    from ._redact import RedactingStream
+
+    if not isinstance(sys.stdout, RedactingStream) and sys.stdout is not None:
+        sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
+    if not isinstance(sys.stderr, RedactingStream) and sys.stderr is not None:
+        sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
 
 
 def _config_path_of(args: argparse.Namespace) -> Path:
@@ -215,11 +236,12 @@ def _config_path(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from .config import ConfigFileError, load_config
+    from .config import ConfigFileError
+    from .secrets._resolve import load_with_secrets
 
     path = _config_path_of(args)
     try:
-        config, _ = load_config(path)
+        config, store_error = load_with_secrets(path)
     except ConfigFileError as e:
         hint = " (run broxy-tray once to create a starter config)" if e.issue.message == "file not found" else ""
         print(f"{e.issue}{hint}", file=sys.stderr)
@@ -228,11 +250,29 @@ def _config_check(args: argparse.Namespace) -> int:
         print(f"{w.location()}: warning: {w.message}" + (f" ({w.path})" if w.path else ""), file=sys.stderr)
     for e in config.errors:
         print(e, file=sys.stderr)
-    if config.errors:
-        return EXIT_FAILURE
-    enabled = sum(1 for s in config.servers if s.enabled)
-    print(f"{path}: OK ({len(config.servers)} servers, {enabled} enabled)")
-    return EXIT_OK
+    if not config.errors:
+        enabled = sum(1 for s in config.servers if s.enabled)
+        print(f"{path}: OK ({len(config.servers)} servers, {enabled} enabled)")
+    _print_variables(config, store_error)
+    return EXIT_FAILURE if config.errors else EXIT_OK
+
+
+def _print_variables(config, store_error: str | None) -> None:  # type: ignore[no-untyped-def]
+    """Per `${NAME}`: where its value came from (environment / secret store / default / missing), never the value."""
+    from .secrets._resolve import origins
+
+    rows = origins(config)
+    if not rows:
+        return
+    print("variables:")
+    for name, origin, servers in rows:
+        used = f" ({', '.join(servers)})" if servers else ""
+        fix = ""
+        if origin == "missing":
+            fix = f" — broxy-tray secret set {name}"
+            if store_error:
+                fix += f" (secret store unavailable: {store_error})"
+        print(f"  {name}: {origin}{used}{fix}")
 
 
 def _probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ class ServerState:
     config_error: str | None = None  # the entry is invalid; the last good entry still runs
     auth_url: str | None = None  # the sign-in page while status is Authorization
     remote: bool = False  # reached over the network (sign-in actions make sense)
+    missing_variable: str | None = None  # in Error because this `${NAME}` is unset: the menu offers "Set NAME…"
 
     def label(self) -> str:
         """`Available · 3 tools`, `Authorization: 97 s`, `Error: <reason>`, `Disabled`."""

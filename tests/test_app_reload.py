@@ -216,15 +216,34 @@ async def test_broken_file_at_start_then_fixed(tmp_path):
     assert runner.live == {} and runner.cancelled == ["a"], "shutdown cancels every server task"
 
 
+class _DictKeyring:
+    """A keyring backend in a dict: the real SecretStore on it, without a session bus (the
+    gnome-keyring tests in tests/secretstore drive the real one)."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service, username):
+        return self.items.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.items[(service, username)] = password
+
+    def delete_password(self, service, username):
+        self.items.pop((service, username), None)
+
+
 async def test_unset_variable_shows_error_for_that_server_only(tmp_path):
+    from broxy_tray.secrets import SecretStore
+
     path = tmp_path / "mcp.json"
     write(path, {"mcpServers": {"s": {"url": "https://h/mcp", "headers": {"X-Key": "${MISSING_KEY}"}}, "ok": {"command": "x"}}})
-    app = App(path, runner=RecordingRunner(), environ={}, watch=False)
+    app = App(path, runner=RecordingRunner(), environ={}, watch=False, secrets=SecretStore(backend=_DictKeyring()))
     await app.start()
     try:
         await asyncio.sleep(0.05)  # let the server task run
         s = app.store.state.server("s")
-        assert s.status is ServerStatus.ERROR and s.detail == "environment variable MISSING_KEY is not set"
+        assert s.status is ServerStatus.ERROR and s.detail == "environment variable MISSING_KEY is not set: `broxy-tray secret set MISSING_KEY`"
         assert app.store.state.server("ok").status is ServerStatus.AVAILABLE
     finally:
         await app.shutdown()

@@ -64,6 +64,7 @@ class ConfigIssue:
     column: int | None = None
     server: str | None = None
     severity: str = "error"  # "error" | "warning"
+    variable: str | None = field(default=None, compare=False)  # the unset `${VAR}` this error is about
 
     def location(self) -> str:
         """`file:line:column` (or as much of it as is known)."""
@@ -189,6 +190,18 @@ class EndpointConfig:
 
 
 @dataclass(frozen=True)
+class VariableUse:
+    """One `${NAME}` lookup: which server used it and where the value came from (never the value).
+
+    `origin` is "environment", "secret store", "default" or "missing".
+    """
+
+    name: str
+    origin: str
+    server: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole `mcp.json`: settings plus servers in file order."""
 
@@ -200,6 +213,11 @@ class Config:
     issues: tuple[ConfigIssue, ...] = ()  # every error and warning, servers' included
     presets: tuple[Preset, ...] = ()
     endpoint: EndpointConfig | None = None
+    variables: tuple[VariableUse, ...] = field(default=(), compare=False)  # every `${NAME}` lookup, in order
+
+    def missing_variables(self) -> tuple[str, ...]:
+        """Names no source could supply (or that resolved to their default): the secret store may have them."""
+        return tuple(dict.fromkeys(u.name for u in self.variables if u.origin in ("missing", "default")))
 
     def server(self, server_id: str) -> ServerConfig | None:
         for s in self.servers:

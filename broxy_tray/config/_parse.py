@@ -20,7 +20,8 @@ from types import MappingProxyType
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from ._expand import ExpansionError, expand
+from .. import _redact
+from ._expand import DEFAULT, ENVIRONMENT, MISSING, ExpansionError, Resolution, Sources, expand
 from ._model import (
     DEFAULT_AUTHORIZATION_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -34,6 +35,7 @@ from ._model import (
     Preset,
     ServerConfig,
     Transport,
+    VariableUse,
 )
 from ._spans import Path, SpanMap
 
@@ -63,6 +65,13 @@ ENDPOINT_KEYS = frozenset({"port", "enabled"})
 PRESET_KEYS = frozenset({"servers", "tools", "description"})
 _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _MAX_TIMEOUT = 24 * 3600.0
+# Standard variables that name the user's own folders and settings, not secrets: redacting
+# `${HOME}` would turn every path in every message into `***/.config/…`.
+PUBLIC_VARIABLES = frozenset({
+    "HOME", "USER", "USERNAME", "LOGNAME", "PATH", "PWD", "SHELL", "LANG", "TMPDIR", "TEMP", "TMP",
+    "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
+    "APPDATA", "LOCALAPPDATA", "USERPROFILE",
+})
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
@@ -85,8 +94,12 @@ def dotted(path: Path) -> str:
     return out
 
 
-def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None) -> Config:
-    """Parse and validate a whole file. Raises `ConfigFileError` only for file-level problems."""
+def parse_config(text: str, file: str, environ: Mapping[str, str] | Sources | None = None) -> Config:
+    """Parse and validate a whole file. Raises `ConfigFileError` only for file-level problems.
+
+    `environ` is the environment, or `Sources` (environment + secret store) for `${VAR}`.
+    Every value substituted for a placeholder is registered for redaction.
+    """
     env = os.environ if environ is None else environ
     try:
         data = json.loads(text)
@@ -122,6 +135,7 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
         issues=tuple(ctx.issues),
         presets=presets,
         endpoint=endpoint,
+        variables=tuple(ctx.uses),
     )
 
 
@@ -225,12 +239,26 @@ def _build_preset(
 class _Context:
     file: str
     spans: SpanMap
-    environ: Mapping[str, str]
+    environ: Mapping[str, str] | Sources
 
     def __post_init__(self) -> None:
         self.issues: list[ConfigIssue] = []
+        self.sources = self.environ if isinstance(self.environ, Sources) else Sources(self.environ)
+        self.uses: list[VariableUse] = []
 
-    def issue(self, path: Path, message: str, *, severity: str = "error", key: bool = False) -> ConfigIssue:
+    def expand(self, value: str, path: Path) -> str:
+        """Expand one string, noting which server used which variable from where (values: redaction only)."""
+        trace: list[Resolution] = []
+        try:
+            return expand(value, self.sources, trace)
+        finally:
+            server = path[1] if len(path) >= 2 and path[0] == "mcpServers" and isinstance(path[1], str) else None
+            self.uses.extend(VariableUse(r.name, r.origin, server) for r in trace)
+            _redact.register(r.value for r in trace if r.value and r.origin not in (DEFAULT, MISSING)
+                             and not (r.origin == ENVIRONMENT and r.name in PUBLIC_VARIABLES))
+
+    def issue(self, path: Path, message: str, *, severity: str = "error", key: bool = False,
+              variable: str | None = None) -> ConfigIssue:
         pos = self.spans.locate(path, prefer_key=key)
         server = path[1] if len(path) >= 2 and path[0] == "mcpServers" else None
         return ConfigIssue(
@@ -241,6 +269,7 @@ class _Context:
             column=pos[1] if pos else None,
             server=server if isinstance(server, str) else None,
             severity=severity,
+            variable=variable,
         )
 
     def warn(self, path: Path, message: str) -> None:
@@ -261,11 +290,12 @@ class _Context:
 class _EntryError(Exception):
     """Raised inside one entry's validation; collected as that entry's problem."""
 
-    def __init__(self, path: Path, message: str, key: bool = False) -> None:
+    def __init__(self, path: Path, message: str, key: bool = False, variable: str | None = None) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
         self.key = key
+        self.variable = variable  # the missing `${VAR}` this error is about, if any
 
 
 def _parse_server(ctx: _Context, sid: str, raw: Any) -> ServerConfig:
@@ -276,8 +306,8 @@ def _parse_server(ctx: _Context, sid: str, raw: Any) -> ServerConfig:
     enabled = True
     problems: list[ConfigIssue] = []
 
-    def fail(path: Path, message: str, key: bool = False) -> ServerConfig:
-        issue = ctx.issue(path, message, key=key)
+    def fail(path: Path, message: str, key: bool = False, variable: str | None = None) -> ServerConfig:
+        issue = ctx.issue(path, message, key=key, variable=variable)
         ctx.issues.append(issue)
         problems.append(issue)
         return ServerConfig(id=sid, name=name, transport=None, enabled=enabled, problems=tuple(problems), line=line)
@@ -289,7 +319,7 @@ def _parse_server(ctx: _Context, sid: str, raw: Any) -> ServerConfig:
     # name and enabled first, so even a broken entry shows its name and state
     if isinstance(raw.get("name"), str) and raw["name"].strip():
         try:
-            name = expand(raw["name"], ctx.environ)
+            name = ctx.expand(raw["name"], base + ("name",))
         except ExpansionError:
             name = raw["name"]
     if isinstance(raw.get("enabled"), bool):
@@ -297,7 +327,7 @@ def _parse_server(ctx: _Context, sid: str, raw: Any) -> ServerConfig:
     try:
         return _build_server(ctx, sid, raw, base, line)
     except _EntryError as e:
-        return fail(e.path, e.message, e.key)
+        return fail(e.path, e.message, e.key, e.variable)
 
 
 def _build_server(ctx: _Context, sid: str, raw: dict[str, Any], base: Path, line: int | None) -> ServerConfig:
@@ -330,7 +360,7 @@ def _build_server(ctx: _Context, sid: str, raw: dict[str, Any], base: Path, line
     else:
         if not url:
             raise _EntryError(base, f"a {transport.value} server needs \"url\"", key=True)
-        _check_server_url(url, transport, base + ("url",))
+        _check_server_url(url, transport, base + ("url",), expanded="$" in str(raw.get("url", "")))
         for hname, hvalue in headers.items():
             if not _HEADER_NAME.match(hname):
                 raise _EntryError(base + ("headers", hname), f"header name {hname!r} is not a valid HTTP header name", key=True)
@@ -380,7 +410,8 @@ def _transport(r: "_Reader", raw: dict[str, Any], base: Path) -> Transport:
     raise _EntryError(base, "cannot tell how to reach this server: add \"command\" (stdio) or \"url\" (remote)", key=True)
 
 
-def _check_server_url(url: str, transport: Transport, path: Path) -> None:
+def _check_server_url(url: str, transport: Transport, path: Path, expanded: bool = False) -> None:
+    """`expanded`: the url came through `${VAR}`, so its parts are never echoed in a message."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a bad port
@@ -396,7 +427,8 @@ def _check_server_url(url: str, transport: Transport, path: Path) -> None:
             hint = "; use \"transport\": \"websocket\" for ws:// URLs"
         elif scheme in ("http", "https"):
             hint = "; use \"transport\": \"http\" or \"sse\" for http(s):// URLs"
-        raise _EntryError(path, f"url scheme {scheme!r} does not fit transport {transport.value}{hint}")
+        shown = "of the expanded url" if expanded else repr(scheme)
+        raise _EntryError(path, f"url scheme {shown} does not fit transport {transport.value}{hint}")
 
 
 def _parse_auth(r: "_Reader") -> AuthConfig:
@@ -432,7 +464,8 @@ def _parse_auth(r: "_Reader") -> AuthConfig:
     if method is not None and method not in TOKEN_ENDPOINT_AUTH_METHODS:
         raise _EntryError(
             base + ("tokenEndpointAuthMethod",),
-            f"tokenEndpointAuthMethod must be one of {', '.join(TOKEN_ENDPOINT_AUTH_METHODS)} (got {method!r})",
+            f"tokenEndpointAuthMethod must be one of {', '.join(TOKEN_ENDPOINT_AUTH_METHODS)} "
+            f"(got {_unexpanded(r.raw['tokenEndpointAuthMethod'], method)})",
         )
     scopes: tuple[str, ...] | None = None
     if "scopes" in r.raw:
@@ -485,6 +518,11 @@ def _split(url: str, path: Path):  # type: ignore[no-untyped-def]
         raise _EntryError(path, f"{path[-1]} is not a valid URL") from None
 
 
+def _unexpanded(raw: str, value: str) -> str:
+    """What a message may echo: the value, or the placeholder text when it came through `${VAR}`."""
+    return repr(raw) if "$" in raw else repr(value)
+
+
 def _object(value: Any, path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _EntryError(path, f"{path[-1]} must be an object, not {_kind(value)}")
@@ -515,9 +553,9 @@ class _Reader:
 
     def _expand(self, value: str, path: Path) -> str:
         try:
-            return expand(value, self.ctx.environ)
+            return self.ctx.expand(value, path)
         except ExpansionError as e:
-            raise _EntryError(path, str(e)) from None
+            raise _EntryError(path, str(e), variable=e.variable) from None
 
     def string(self, key: str, *, expand_vars: bool = True) -> str | None:
         if key not in self.raw:

@@ -3,7 +3,9 @@
 Pure function, no I/O: the supervisor executes the connection half of the
 plan and the auth layer the `auth` half. A server whose entry became invalid
 keeps running on its last good entry (`held`) — a typo never takes down what
-works — and its problem is reported alongside.
+works — and its problem is reported alongside. Not so when the only problem
+is an unset `${VAR}` (a removed secret): running on the removed value would
+be wrong, so that server stops and shows the error with its fix.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def reconcile(old: Config | None, new: Config) -> Plan:
     effective: list[ServerConfig] = []
     for s in new.servers:
         prev = old_by_id.get(s.id)
-        if not s.valid and prev is not None and prev.valid:
+        if not s.valid and prev is not None and prev.valid and not _only_missing_variables(s):
             held.append(s.id)
             effective.append(prev)
         else:
@@ -115,6 +117,11 @@ def reconcile(old: Config | None, new: Config) -> Plan:
         held=tuple(held),
         auth=tuple(auth),
     )
+
+
+def _only_missing_variables(s: ServerConfig) -> bool:
+    """Invalid only because a `${VAR}` is unset (e.g. its secret was removed): not held on the old value."""
+    return bool(s.problems) and all(p.variable for p in s.problems)
 
 
 def _remote(s: ServerConfig | None) -> bool:

@@ -124,12 +124,13 @@ def _label(s: dict[str, Any]) -> str:
 
 def _status_not_running(config: Path, as_json: bool) -> int:
     """Say so, and show what the config would run."""
-    from ..config import ConfigFileError, load_config
+    from ..config import ConfigFileError
+    from ..secrets._resolve import load_with_secrets
 
     servers: list[dict[str, Any]] = []
     problem: str | None = None
     try:
-        cfg, _ = load_config(config)
+        cfg, _ = load_with_secrets(config)
     except ConfigFileError as e:
         problem = str(e.issue)
         if e.issue.message == "file not found":

@@ -39,6 +39,7 @@ COMMANDS: dict[str, bool] = {
     "retry": True,
     "reload": False,
     "quit": False,
+    "secrets": False,  # stored secrets changed (`broxy-tray secret …`): re-read them and re-expand mcp.json
     "mcp": False,  # {"cmd": "mcp", "preset": NAME?}: answered, then the connection carries MCP (see proxy._relay)
 }
 

@@ -276,6 +276,8 @@ class ControlServer:
         if cmd == "reload":
             await self._bounded(cmd, app.reload())
             return {"configError": app.store.state.config_error, "servers": len(app.store.state.servers)}, None
+        if cmd == "secrets":
+            return await self._bounded(cmd, app.secrets_changed()), None
         if cmd == "quit":
             # Answer first, then ask the runner to stop: the reply must not race the shutdown.
             return {"quitting": True, "pid": os.getpid()}, app.request_quit
@@ -378,7 +380,9 @@ class _Relay:
 
 
 async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
-    writer.write(encode(message))
+    from .._redact import redact_obj
+
+    writer.write(encode(redact_obj(message)))  # no expanded `${VAR}` value in any reply (status, errors)
     await asyncio.wait_for(writer.drain(), 10.0)
 
 

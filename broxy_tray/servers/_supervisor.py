@@ -73,7 +73,8 @@ class Supervisor:
             note = config_errors.get(s.id)
             remote = s.transport is not None and s.transport.is_remote
             if not s.valid:
-                out.append(ServerState(s.id, s.name, ServerStatus.ERROR, detail=s.problems[0].message))
+                out.append(ServerState(s.id, s.name, ServerStatus.ERROR, detail=s.problems[0].message,
+                                       missing_variable=s.problems[0].variable))
             elif not s.enabled:
                 out.append(ServerState(s.id, s.name, ServerStatus.DISABLED, detail=disabled_reasons.get(s.id, ""),
                                        config_error=note, remote=remote))

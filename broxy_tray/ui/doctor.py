@@ -171,8 +171,23 @@ def _keyring_locked(kr: Any) -> bool | None:
         return None
 
 
+def _secret_lines() -> list[str]:
+    """How many secrets for `${NAME}` are stored (never their names or values)."""
+    from ..secrets import SecretStore, SecretStoreUnavailable
+
+    store = SecretStore(timeout=PROBE_TIMEOUT)
+    try:
+        names = _with_timeout(lambda: asyncio.run(store.names()), PROBE_TIMEOUT * 2)
+    except SecretStoreUnavailable as e:
+        return [f"secret store: unavailable — {e.reason}"]
+    finally:
+        store.close()
+    return [f"secret store: {len(names)} stored secret{'s' if len(names) != 1 else ''} ({store.description})"]
+
+
 def _config_lines(config_path: Path | None) -> list[str]:
-    from ..config import ConfigFileError, load_config, resolve_config_path
+    from ..config import ConfigFileError, resolve_config_path
+    from ..secrets._resolve import load_with_secrets
 
     try:
         path = config_path or resolve_config_path(None)
@@ -180,7 +195,7 @@ def _config_lines(config_path: Path | None) -> list[str]:
         return [f"config: cannot resolve the path ({e})"]
     lines = [f"config: {path}"]
     try:
-        config, _ = load_config(path)
+        config, _ = load_with_secrets(path)
     except ConfigFileError as e:
         lines.append(f"config: does not load — {e.issue}")
         return lines
@@ -212,7 +227,7 @@ def doctor_report(config_path: Path | None = None) -> str:
         f"platform: {platform.platform()} ({sys.platform}, {platform.machine()})",
         f"mcp SDK {_version_of('mcp')}, httpx2 {_version_of('httpx2')}, watchdog {_version_of('watchdog')}",
     ]
-    for section in (_tray_lines, _notification_lines, _keyring_lines):
+    for section in (_tray_lines, _notification_lines, _keyring_lines, _secret_lines):
         try:
             lines.extend(section())
         except Exception as e:  # a broken probe must not hide the rest

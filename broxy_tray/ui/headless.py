@@ -19,6 +19,7 @@ import time
 from datetime import datetime
 from typing import Any, TextIO
 
+from .._redact import redact, redact_obj
 from ..state import AppState, AuthNotice, ConfigEvent, ServerState, StateStore
 
 
@@ -137,11 +138,11 @@ class HeadlessPrinter:
         self._write(f"{stamp} {text}")
 
     def _emit(self, obj: dict[str, Any]) -> None:
-        self._write(json.dumps(obj, ensure_ascii=False))
+        self._write(json.dumps(redact_obj(obj), ensure_ascii=False))
 
     def _write(self, line: str) -> None:
         try:
-            self._out.write(line + "\n")
+            self._out.write(redact(line) + "\n")  # no expanded `${VAR}` value, even inside an error text
             self._out.flush()
         except (BrokenPipeError, ValueError):
             pass  # the reader went away; keep running

@@ -10,6 +10,7 @@ compare by value, so the tray rebuilds only when something visible changed.
     ● GitHub — Available · 42 tools              ▸ Re-authorize / Sign out / Disable
     ◐ Secured MCP — Authorization: 97 s          ▸ Cancel authorization / Open sign-in page again / Copy sign-in link / Disable
     ✕ Jira — Error: token endpoint returned …    ▸ Retry now / Re-authorize / Copy error / Disable
+    ✕ GitHub — Error: … GITHUB_TOKEN is not set … ▸ Set GITHUB_TOKEN… / Retry now / Copy error / Disable
     ○ Local files — Disabled                     ▸ Enable
     ──────────
     Open mcp.json / Reload now / Copy client config / Open logs folder / [Start at login] / Secure storage: … / About / Quit
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .._redact import redact
 from ..state import AppState, ServerState, ServerStatus
 
 APP_NAME = "broxy-tray"
@@ -42,6 +44,7 @@ CANCEL_AUTHORIZATION = "cancel_authorization"
 OPEN_SIGN_IN = "open_sign_in"  # payload: the sign-in URL
 COPY_SIGN_IN = "copy_sign_in"  # payload: the sign-in URL
 COPY_ERROR = "copy_error"  # payload: the full reason
+SET_SECRET = "set_secret"  # payload: the unset variable's name; the tray asks for its value
 OPEN_CONFIG = "open_config"  # payload: mcp.json path
 RELOAD = "reload"
 COPY_CLIENT_CONFIG = "copy_client_config"  # payload: mcp.json path; the tray renders the Claude Desktop snippet
@@ -89,7 +92,7 @@ def title(state: AppState) -> str:
 
 
 def shorten(text: str, limit: int = MAX_LABEL) -> str:
-    text = " ".join(text.split())
+    text = " ".join(redact(text).split())  # a menu line is an output: no expanded `${VAR}` value
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -119,6 +122,8 @@ def server_actions(s: ServerState) -> tuple[MenuItem, ...]:
             add(MenuItem("Re-authorize", Action(AUTHORIZE, sid)))
             add(MenuItem("Sign out", Action(SIGN_OUT, sid)))
     elif st is ServerStatus.ERROR:
+        if s.missing_variable:
+            add(MenuItem(f"Set {s.missing_variable}…", Action(SET_SECRET, sid, s.missing_variable)))
         add(MenuItem("Retry now", Action(RETRY, sid)))
         if s.remote:
             add(MenuItem("Re-authorize", Action(AUTHORIZE, sid)))
@@ -126,7 +131,7 @@ def server_actions(s: ServerState) -> tuple[MenuItem, ...]:
     if s.config_error:
         add(MenuItem(shorten(f"mcp.json: {s.config_error}"), enabled=False))
     if reason:
-        add(MenuItem("Copy error", Action(COPY_ERROR, sid, reason)))
+        add(MenuItem("Copy error", Action(COPY_ERROR, sid, redact(reason))))
     if st is not ServerStatus.DISABLED:
         if items:
             add(SEPARATOR)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from .._redact import redact
 from ..state import AppState, ConfigEvent, ServerStatus
 
 if TYPE_CHECKING:
@@ -204,7 +205,8 @@ class DesktopNotifications:
         elif note.kind == FAILED:
             kwargs["urgency"] = Urgency.Normal
         try:
-            identifier = await notifier.send(title=note.title, message=note.message, **kwargs)
+            # the desktop is an output like any other: no expanded `${VAR}` value in a notification
+            identifier = await notifier.send(title=note.title, message=redact(note.message), **kwargs)
         except Exception as e:  # send() logs and swallows, but be sure
             log.warning("notification failed: %s", e)
             return

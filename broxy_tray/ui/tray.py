@@ -457,11 +457,25 @@ class TrayRunner:
             if folder is not None:
                 folder.mkdir(parents=True, exist_ok=True)
                 desktop.open_path(folder)
+        elif k == m.SET_SECRET and payload:
+            threading.Thread(target=self._set_secret, args=(payload,), name="secret-prompt", daemon=True).start()
         elif k == m.TOGGLE_AUTOSTART:
             self._toggle_autostart()
         elif k == m.ABOUT:
             self._message(f"broxy-tray {self.version} · config {self.config_path}"
                           + (f" · logs {self.log_dir}" if self.log_dir else ""))
+
+    def _set_secret(self, name: str) -> None:
+        """"Set NAME…" (its own thread): the platform's password prompt, then store it and apply it at once."""
+        from .secret_prompt import Cancelled, ask_secret
+
+        answer = ask_secret(name)
+        if answer is None:
+            self._message(f"To set {name}, run in a terminal: broxy-tray secret set {name}")
+        elif isinstance(answer, Cancelled):
+            log.info("set %s: %s; nothing changed", name, answer.reason)
+        else:
+            self._intent(lambda app: app.set_secret(name, answer))
 
     def _copy_client_config(self, config_path: Path) -> None:
         """"Copy client config": the Claude Desktop snippet that launches `broxy-tray stdio` for this config."""

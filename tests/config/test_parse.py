@@ -365,7 +365,7 @@ def test_fields_of_other_transport_warned():
 def test_unset_variable_puts_only_that_server_in_error():
     c = parse(servers(a={"url": "https://h", "auth": {"clientId": "c", "clientSecret": "${NOPE_SECRET}"}}, b={"command": "x"}))
     err = only_error(c, "a")
-    assert err.message == "environment variable NOPE_SECRET is not set"
+    assert err.message == "environment variable NOPE_SECRET is not set: `broxy-tray secret set NOPE_SECRET`"
     assert err.path == "mcpServers.a.auth.clientSecret"
     assert c.server("b").valid
 
@@ -384,7 +384,7 @@ def test_unset_variable_puts_only_that_server_in_error():
 )
 def test_expansion_applies_to_every_string_field(entry):
     err = only_error(parse(servers(s=entry)), "s")
-    assert err.message == "environment variable NOPE is not set"
+    assert err.message == "environment variable NOPE is not set: `broxy-tray secret set NOPE`"
 
 
 def test_expansion_defaults_and_escape_in_fields():

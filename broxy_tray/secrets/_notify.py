@@ -1,0 +1,26 @@
+"""Tell a running broxy-tray that stored secrets changed, so it re-expands mcp.json at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NOTIFY_TIMEOUT = 30.0  # the app reads the keyring (5 s timeout) and reloads before it answers
+
+
+def notify_running_app(config_path: Path, timeout: float = NOTIFY_TIMEOUT) -> str | None:
+    """None when no instance runs for `config_path`; otherwise what it said ("applied" or why not)."""
+    from ..control._client import NotRunning, request_sync
+    from ..control._paths import control_path
+    from ..control._protocol import ControlError
+
+    try:
+        response = request_sync(control_path(config_path), {"cmd": "secrets"}, timeout)
+    except NotRunning:
+        return None
+    except ControlError as e:
+        return f"the running broxy-tray did not answer ({e}); it applies the change at its next reload"
+    if not response.get("ok"):
+        return f"the running broxy-tray refused: {response.get('error', {}).get('message', '?')}"
+    result = response.get("result") or {}
+    problem = result.get("secretStoreError")
+    return f"applied, but it cannot read the secret store: {problem}" if problem else "applied"
