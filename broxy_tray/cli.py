@@ -34,8 +34,10 @@ examples:
   broxy-tray disable files            disable a server in the running instance (saved in mcp.json)
   broxy-tray autostart enable         start broxy-tray at login
   broxy-tray client-config --client cursor   what to paste into Cursor's mcp.json
+  broxy-tray import --dry-run         what importing other clients' servers would add
 """
 
+IMPORT_CLIENTS = ("claude-desktop", "claude-code", "cursor", "vscode", "windsurf", "gemini", "codex")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -148,6 +150,26 @@ def build_parser() -> argparse.ArgumentParser:
                                help="point the client at the Streamable HTTP endpoint (\"endpoint\" in mcp.json) "
                                     "instead of broxy-tray stdio; the snippet contains the endpoint's bearer token")
 
+    imp = sub.add_parser(
+        "import", help="copy the MCP servers configured in other clients (Claude Desktop, Cursor, ...) into mcp.json",
+        description="Read the MCP servers configured in Claude Desktop, Claude Code, Cursor, VS Code, Windsurf, "
+                    "Gemini CLI and Codex (their user files; with --project also that project's files), add the "
+                    "ones mcp.json does not have yet, and print a table: source, id, transport, what was mapped, "
+                    "what was skipped and why. A server seen in several clients is added once. Literal credentials "
+                    "(an Authorization header, env/header names containing TOKEN, KEY, SECRET or PASSWORD) are "
+                    "written as ${NAME} and kept out of mcp.json. Only new entries are added to mcp.json; nothing "
+                    "else in it changes. Exit 0 when done, 1 when a file is unreadable (then nothing is written).",
+    )
+    _common(imp, top=False)
+    imp.add_argument("--from", dest="clients", nargs="+", action="extend", metavar="CLIENT",
+                     choices=IMPORT_CLIENTS, help=f"only these clients ({', '.join(IMPORT_CLIENTS)}); default: all found")
+    imp.add_argument("--project", metavar="DIR",
+                     help="also read this project's files (.mcp.json, .cursor/, .vscode/, .gemini/, .codex/) and its "
+                          "Claude Code local scope")
+    imp.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
+    imp.add_argument("--keep-literals", action="store_true",
+                     help="copy credential values into mcp.json as they are instead of ${NAME} placeholders")
+
     doctor = sub.add_parser("doctor", help="print what a bug report needs (no secrets)",
                             description="Version, platform, display and tray backend, notification service, "
                                         "keyring backend, config validity and paths. Contains no secrets.")
@@ -191,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .proxy._client_config import run as run_client_config
 
         return run_client_config(args)
+    if command == "import":
+        from .importer._cli import default_sink, run_import
+
+        return run_import(args, sink=default_sink())
     if command == "doctor":
         from .ui.doctor import doctor_report
 
