@@ -143,12 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "(a JSON snippet; for Claude Code a command line). Where to paste it goes to stderr.",
     )
     _common(client_config, top=False)
-    client_config.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode"),
+    client_config.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode", "windsurf",
+                                                    "gemini"),
                                default="claude-desktop", help="the client (default: claude-desktop)")
     client_config.add_argument("--preset", metavar="NAME", help="offer only what this preset in mcp.json allows")
-    client_config.add_argument("--http", action="store_true",
-                               help="point the client at the Streamable HTTP endpoint (\"endpoint\" in mcp.json) "
-                                    "instead of broxy-tray stdio; the snippet contains the endpoint's bearer token")
+    mode = client_config.add_mutually_exclusive_group()
+    mode.add_argument("--http", action="store_true",
+                      help="point the client at the Streamable HTTP endpoint (\"endpoint\" in mcp.json) "
+                           "instead of broxy-tray stdio; the snippet contains the endpoint's bearer token")
+    mode.add_argument("--install", action="store_true",
+                      help="edit the client's own user config instead of printing: add the broxy-tray entry and "
+                           "remove the entries mcp.json now serves, after a timestamped backup next to the file")
+    mode.add_argument("--uninstall", action="store_true",
+                      help="undo --install: restore the client's file exactly (from the backup, or by reversing "
+                           "the edit if the file changed since); refuses, with the reason, when it cannot")
 
     imp = sub.add_parser(
         "import", help="copy the MCP servers configured in other clients (Claude Desktop, Cursor, ...) into mcp.json",
@@ -209,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .proxy._stdio_bridge import run as run_stdio
 
         return run_stdio(_config_path_of(args), preset=args.preset, autostart=not args.no_start)
+    if command == "client-config" and (args.install or args.uninstall):
+        from .importer._cli import run_handover
+
+        return run_handover(args)
     if command == "client-config":
         from .proxy._client_config import run as run_client_config
 

@@ -67,3 +67,27 @@ def _print_secrets(names: list[tuple[str, str]], out: TextIO, *, would: bool = F
     print(f"{head}; each command asks for the value:", file=out)
     for name, why in dict.fromkeys(names):
         print(f"  broxy-tray secret set {name}    # {why}", file=out)
+
+
+def run_handover(args: Any, *, environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
+                 out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """`client-config --install/--uninstall --client CLIENT`: exit 0 done, 1 refused (with the reason)."""
+    from ..proxy._client_config import launch_command
+    from ._handover import HandoverError, install, uninstall
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    client = getattr(args, "client", None) or "claude-desktop"
+    try:
+        if getattr(args, "uninstall", False):
+            done = uninstall(client, state_dir=state_dir)
+        else:
+            config_path = resolve_config_path(getattr(args, "config", None), environ)
+            preset = getattr(args, "preset", None)
+            done = install(client, config_path=config_path, argv=launch_command(config_path, preset=preset),
+                           preset=preset, environ=environ, state_dir=state_dir)
+    except (HandoverError, ConfigWriteError, LookupError) as e:
+        print(f"broxy-tray: refused: {e}", file=err)
+        return 1
+    print(done.message, file=out)
+    return 0
