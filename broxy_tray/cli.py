@@ -226,8 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_client_config(args)
     if command == "import":
+        from ._logging import setup_logging
         from .importer._cli import default_sink, run_import
 
+        setup_logging(getattr(args, "log_level", None) or "info", stderr_level=None)
         return run_import(args, sink=default_sink())
     if command == "doctor":
         from .ui.doctor import doctor_report

@@ -24,7 +24,7 @@ from ._read import RawServer
 _CREDENTIAL_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
 _VAR_RE = re.compile(r"\$\{([^}]*)\}")
 _GEMINI_BARE_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_NAME_OK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_REF_RE = re.compile(r"(?<!\$)\$\{")  # a variable reference (not an escaped `$${`)
 
 # keys each client may carry that broxy-tray has no use for: reported as skipped, never an error
 _IGNORED = {
@@ -166,7 +166,7 @@ def map_server(raw: RawServer, *, keep_literals: bool, windows: bool = False) ->
             out.mapped.append("env")
         if isinstance(src.get("cwd"), str) and src["cwd"]:
             cwd = tr(src["cwd"], "cwd")
-            if project is not None and not _is_absolute(cwd):
+            if project is not None and raw.source.scope == "project" and not _is_absolute(cwd):
                 cwd = str(project / cwd)
             entry["cwd"] = cwd
             out.mapped.append("cwd")
@@ -218,7 +218,7 @@ def map_server(raw: RawServer, *, keep_literals: bool, windows: bool = False) ->
 def _value(out: Mapped, section: str, key: str, value: str, tr: Any, *, keep_literals: bool, header: bool) -> str:
     where = f"{section}.{key}"
     translated = tr(value, where)
-    if keep_literals or not looks_like_credential(key, header=header) or "${" in value or not value.strip():
+    if keep_literals or not looks_like_credential(key, header=header) or _REF_RE.search(translated) or not value.strip():
         return translated
     prefix = ""
     secret = value
