@@ -20,7 +20,8 @@ from typing import Any
 
 from ._spans import _STRING_RE, Path, SpanMap
 
-_JSONC_RE = re.compile(r'"(?:[^"\\]|\\.)*"|//[^\n]*|/\*.*?\*/|,(?=\s*[\]}])', re.DOTALL)
+_COMMENT_RE = re.compile(r'"(?:[^"\\]|\\.)*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
+_TRAILING_COMMA_RE = re.compile(r'"(?:[^"\\]|\\.)*"|,(?=\s*[\]}])', re.DOTALL)
 
 
 def blank_jsonc(text: str) -> str:
@@ -32,7 +33,9 @@ def blank_jsonc(text: str) -> str:
             return s
         return re.sub(r"[^\n]", " ", s)
 
-    return _JSONC_RE.sub(blank, text)
+    if "/" not in text and "," not in text:
+        return text
+    return _TRAILING_COMMA_RE.sub(blank, _COMMENT_RE.sub(blank, text))
 
 
 def newline_of(text: str) -> str:
