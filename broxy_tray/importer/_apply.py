@@ -32,6 +32,14 @@ class SecretSink(Protocol):
     def set(self, name: str, value: str) -> None: ...
 
 
+def default_sink() -> SecretSink | None:
+    """The `${NAME}` secret store (issue 15). None until it is merged: the names are then printed to set by hand.
+
+    Wiring the store is this one line, e.g. `from ..secrets import default_store; return default_store()`.
+    """
+    return None
+
+
 @dataclass
 class Scan:
     mapped: list[Mapped] = field(default_factory=list)

@@ -8,14 +8,9 @@ from pathlib import Path
 from typing import Any, Mapping, TextIO
 
 from ..config import ConfigWriteError, resolve_config_path
-from ._apply import SecretSink, apply, preview, scan
+from ._apply import SecretSink, apply, default_sink, preview, scan  # noqa: F401 (default_sink: cli.py)
 from ._locations import CLIENTS
 from ._plan import format_table
-
-
-def default_sink() -> SecretSink | None:
-    """The `${NAME}` secret store. None until issue 15's store is merged: names are then printed to set by hand."""
-    return None
 
 
 def run_import(args: Any, *, sink: SecretSink | None = None, environ: Mapping[str, str] | None = None,
