@@ -78,7 +78,8 @@ def served_keys(config_path: Path, preset: str | None) -> set[tuple[Any, ...]]:
         except (OSError, ValueError, KeyError, TypeError):
             raise HandoverError(f"no preset {preset!r} in {config_path}") from None
         servers = {k: v for k, v in servers.items() if k in names}
-    return {loose_key(e) for e in servers.values() if isinstance(e, dict)}
+    # a disabled server is not offered through broxy-tray, so the client keeps its own entry for it
+    return {loose_key(e) for e in servers.values() if isinstance(e, dict) and e.get("enabled") is not False}
 
 
 def install(client: str, *, config_path: Path, argv: list[str], preset: str | None = None,
@@ -94,6 +95,7 @@ def install(client: str, *, config_path: Path, argv: list[str], preset: str | No
         raise HandoverError(f"{CLIENT_NAMES[client]} is already handed over to broxy-tray ({record_path}); "
                             "run client-config --uninstall first")
     name = f"broxy-{preset}" if preset else "broxy"
+    served = served_keys(config_path, preset)
     created = not path.exists() and not path.is_symlink()
     if created:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +110,6 @@ def install(client: str, *, config_path: Path, argv: list[str], preset: str | No
     assert read is not None
     before_bytes = path.read_bytes()
     before = before_bytes.decode("utf-8")
-    served = served_keys(config_path, preset)
     remove: list[str] = []
     for raw in read.servers:
         if raw.name == name:

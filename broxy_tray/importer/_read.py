@@ -20,7 +20,7 @@ from ..config._jsonedit import blank_jsonc
 from ..config._spans import SpanMap
 from ._locations import Source
 
-MAX_BYTES = 16 * 1024 * 1024  # ~/.claude.json carries history and grows; MCP sections are tiny
+MAX_BYTES = 64 * 1024 * 1024  # ~/.claude.json carries project history and grows large; MCP sections are tiny
 
 
 class SourceError(Exception):

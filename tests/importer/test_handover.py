@@ -147,8 +147,9 @@ def test_preset_only_hands_over_its_servers(home, handover):
     assert args[args.index("--preset") + 1] == "none"
     assert handover("claude-desktop", uninstall=True)[0] == 0
     assert path.read_text() == DESKTOP_TEXT
-    rc, _, err = handover("claude-desktop", preset="missing")
+    rc, _, err = handover("windsurf", preset="missing")
     assert rc == 1 and "no preset 'missing'" in err
+    assert not user_file("windsurf", home.env).exists(), "refused before creating anything"
 
 
 def test_invalid_client_file_is_refused_with_its_location(home, handover):
@@ -246,3 +247,10 @@ def test_cli_install_and_uninstall(home, tmp_path):
     assert path.read_text() == original
     p = cli("--install", "--http", "--client", "cursor")
     assert p.returncode == 2 and "not allowed with argument" in p.stderr
+
+
+def test_servers_disabled_in_mcp_json_stay_in_the_client(home, handover):
+    home.config.write_text(json.dumps({"mcpServers": {"files": {**FILES, "enabled": False}}}))
+    path = desktop_file(home)
+    assert handover("claude-desktop")[0] == 0
+    assert set(json.loads(path.read_text())["mcpServers"]) == {"files", "weather", "broxy"}

@@ -196,9 +196,9 @@ def test_huge_file_is_refused_without_reading_it(home):
     path = user_file("cursor", home.env)
     path.parent.mkdir(parents=True)
     with open(path, "wb") as f:
-        f.truncate(40 * 1024 * 1024)  # sparse: no 40 MiB actually written
+        f.truncate(65 * 1024 * 1024)  # sparse: nothing actually written
     rc, _, err = home.run("cursor")
-    assert rc == 1 and "is 40 MiB, larger than the 16 MiB" in err
+    assert rc == 1 and "is 65 MiB, larger than the 64 MiB" in err
     assert not home.config.exists()
 
 
