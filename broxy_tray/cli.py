@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     client_config = sub.add_parser(
         "client-config", help="print the snippet that adds broxy-tray to an MCP client's configuration",
         description="Print what to paste into an MCP client's configuration so that it uses broxy-tray stdio "
-                    "(a JSON snippet; for Claude Code a command line). Where to paste it goes to stderr.",
+                    "(a JSON snippet; for Claude Code a command line). Where to paste it goes to stderr. With "
+                    "--install, broxy-tray makes the edit in the client's file itself (--uninstall undoes it).",
     )
     _common(client_config, top=False)
     client_config.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode", "windsurf",
@@ -227,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_client_config(args)
     if command == "import":
         from ._logging import setup_logging
-        from .importer._cli import default_sink, run_import
+        from .importer import default_sink
+        from .importer._cli import run_import
 
         setup_logging(getattr(args, "log_level", None) or "info", stderr_level=None)
         return run_import(args, sink=default_sink())

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping, TextIO
 
 from ..config import ConfigWriteError, resolve_config_path
-from ._apply import SecretSink, apply, default_sink, preview, scan  # noqa: F401 (default_sink: cli.py)
+from ._apply import SecretSink, apply, preview, scan
 from ._locations import CLIENTS
 from ._plan import format_table
 

@@ -8,6 +8,7 @@ saves while we write (ids then never clash with what they just added).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from ._locations import CLIENT_NAMES
 from ._map import Mapped, Secret, env_name, is_broxy_itself, loose_key
 
 ADD, SKIP = "add", "skip"
+_PLACEHOLDER_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ def plan_import(mapped: list[Mapped], existing: dict[str, Any]) -> Plan:
     known = {loose_key(e): sid for sid, e in existing.items() if isinstance(e, dict)}
     used_ids = set(existing)
     by_fingerprint: dict[str, str] = {}
-    secret_owner: dict[str, str] = {}  # NAME -> digest of its value
+    # NAME -> digest of its value; names mcp.json already uses belong to someone else's value
+    secret_owner: dict[str, str] = {m.group(1): "in use" for m in _PLACEHOLDER_RE.finditer(json.dumps(existing))}
     for m in mapped:
         source = m.raw.scope
         name = m.raw.name

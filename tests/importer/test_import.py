@@ -140,6 +140,17 @@ def test_same_secret_name_with_different_values_gets_server_specific_names(home)
     assert sink.values == {"API_KEY": "value-one", "B_API_KEY": "value-two"}
 
 
+def test_a_name_mcp_json_already_uses_is_not_reused_for_an_imported_secret(home):
+    home.config.parent.mkdir(parents=True)
+    home.config.write_text(json.dumps({"mcpServers": {"mine": {"command": "m", "env": {"API_KEY": "${API_KEY}"}}}}))
+    home.write(".config/Claude/claude_desktop_config.json", {"mcpServers": {
+        "theirs": {"command": "t", "env": {"API_KEY": "imported-value"}}}})
+    sink = MemorySink()
+    home.run(sink=sink)
+    assert home.servers()["theirs"]["env"] == {"API_KEY": "${THEIRS_API_KEY}"}
+    assert sink.values == {"THEIRS_API_KEY": "imported-value"}
+
+
 def test_broxy_tray_itself_is_not_imported(home):
     home.write(".cursor/mcp.json", {"mcpServers": {"broxy": {"command": "/opt/bin/broxy-tray", "args": ["stdio"]}}})
     rc, out, _ = home.run("cursor")
