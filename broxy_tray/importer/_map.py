@@ -210,7 +210,7 @@ def map_server(raw: RawServer, *, keep_literals: bool, windows: bool = False) ->
             out.skipped.append(f"{k}: {_IGNORED.get(k, 'no equivalent')}")
     out.skipped.extend(problems)
     out.entry = entry
-    out.fingerprint = _fingerprint(src, entry, out)
+    out.fingerprint = _fingerprint(entry, out.secrets)
     out.loose_key = loose_key(entry)
     return out
 
@@ -235,15 +235,16 @@ def _is_absolute(p: str) -> bool:
     return posixpath.isabs(p) or ntpath.isabs(p) or p.startswith("${")
 
 
-def _fingerprint(src: dict[str, Any], entry: dict[str, Any], out: Mapped) -> str:
-    """Same command, args and env (values included) — or the same URL — means the same server."""
+def _fingerprint(entry: dict[str, Any], secrets: list[Secret]) -> str:
+    """Same command, args and env (values included, as translated) — or the same URL — means the same server."""
     h = hashlib.sha256()
     if "url" in entry:
         h.update(b"url\0" + _norm_url(entry["url"]).encode())
-    else:
-        h.update(b"cmd\0" + repr((entry.get("command"), entry.get("args", []))).encode())
-        for k, v in sorted((src.get("env") or {}).items()):
-            h.update(f"\0{k}=".encode() + v.encode())
+        return h.hexdigest()
+    literal = {s.where: s.value for s in secrets}  # a credential counts by its value, not its placeholder
+    h.update(b"cmd\0" + repr((entry.get("command"), entry.get("args", []))).encode())
+    for k, v in sorted((entry.get("env") or {}).items()):
+        h.update(f"\0{k}=".encode() + literal.get(f"env.{k}", v).encode())
     return h.hexdigest()
 
 

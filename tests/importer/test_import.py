@@ -151,6 +151,15 @@ def test_a_name_mcp_json_already_uses_is_not_reused_for_an_imported_secret(home)
     assert sink.values == {"THEIRS_API_KEY": "imported-value"}
 
 
+def test_same_server_written_in_two_variable_syntaxes_is_added_once(home):
+    home.write(".cursor/mcp.json", {"mcpServers": {"db": {"command": "db-mcp", "env": {"DB_URL": "${env:DB_URL}"}}}})
+    home.write(".mcp.json", {"mcpServers": {"database": {"command": "db-mcp", "env": {"DB_URL": "${DB_URL}"}}}},
+               base=home.project)
+    rc, out, _ = home.run("cursor", "claude-code", project=True)
+    assert rc == 0 and "same server as 'db' above" in out
+    assert [k for k, e in home.servers().items() if e.get("command") == "db-mcp"] == ["db"]
+
+
 def test_broxy_tray_itself_is_not_imported(home):
     home.write(".cursor/mcp.json", {"mcpServers": {"broxy": {"command": "/opt/bin/broxy-tray", "args": ["stdio"]}}})
     rc, out, _ = home.run("cursor")
