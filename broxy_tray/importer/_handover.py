@@ -110,6 +110,9 @@ def install(client: str, *, config_path: Path, argv: list[str], preset: str | No
     assert read is not None
     before_bytes = path.read_bytes()
     before = before_bytes.decode("utf-8")
+    bom, body_before = _split_bom(before)
+    if body_before != read.text:
+        raise HandoverError(f"{path} changed while broxy-tray was reading it; try again")
     remove: list[str] = []
     for raw in read.servers:
         if raw.name == name:
@@ -118,9 +121,8 @@ def install(client: str, *, config_path: Path, argv: list[str], preset: str | No
         if mapped.entry is not None and mapped.loose_key in served:
             remove.append(raw.name)
     root = _root(client)
-    blanked = blank_jsonc(before)
-    spans = SpanMap(blanked)
-    removed = [{"key": k, "raw": member_raw(before, spans, (root, k))} for k in remove]
+    spans = SpanMap(blank_jsonc(body_before))
+    removed = [{"key": k, "raw": member_raw(body_before, spans, (root, k))} for k in remove]
     backup = None
     if not created:
         backup = _write_backup(path, before_bytes)
@@ -129,13 +131,13 @@ def install(client: str, *, config_path: Path, argv: list[str], preset: str | No
     def edit(text: str) -> str:
         if text != before:
             raise ConfigWriteError(f"{path} changed while broxy-tray was editing it; try again")
-        body = text
+        body = body_before
         for key in remove:
             body = remove_member(body, SpanMap(blank_jsonc(body)), (root,), key)
         s = SpanMap(blank_jsonc(body))
         if s.get((root,)) is None:
-            return insert_member(body, s, (), root, {name: entry})
-        return insert_member(body, s, (root,), name, entry)
+            return bom + insert_member(body, s, (), root, {name: entry})
+        return bom + insert_member(body, s, (root,), name, entry)
 
     try:
         edit_file(path, edit, what="the hand-over was not written")
@@ -144,7 +146,7 @@ def install(client: str, *, config_path: Path, argv: list[str], preset: str | No
             os.unlink(path)
         raise HandoverError(str(e)) from None
     after_bytes = path.read_bytes()
-    after = after_bytes.decode("utf-8")
+    after = _split_bom(after_bytes.decode("utf-8"))[1]
     entry_raw = member_raw(after, SpanMap(blank_jsonc(after)), (root, name))
     records.mkdir(parents=True, exist_ok=True)
     record = {
@@ -161,6 +163,11 @@ def install(client: str, *, config_path: Path, argv: list[str], preset: str | No
     where = f"; backup: {backup}" if backup else f"; created {path}"
     return Done(f"{CLIENT_NAMES[client]}: added {name!r} to {path}{gone}{where}. Restart {CLIENT_NAMES[client]} "
                 "to use it; client-config --uninstall puts the file back.", path, backup)
+
+
+def _split_bom(text: str) -> tuple[str, str]:
+    """(BOM or "", the rest): offsets are taken in the rest, the BOM is put back in front."""
+    return ("\ufeff", text[1:]) if text.startswith("\ufeff") else ("", text)
 
 
 def _write_backup(path: Path, data: bytes) -> Path:
@@ -235,8 +242,9 @@ def _reverse(path: Path, record: dict[str, Any]) -> str:
     key = record["entry"]["key"]
     notes: list[str] = []
 
-    def reverse(text: str) -> str:
+    def reverse(full: str) -> str:
         notes.clear()
+        bom, text = _split_bom(full)
         blanked = blank_jsonc(text)
         try:
             data = json.loads(blanked) if blanked.strip() else None
@@ -263,7 +271,7 @@ def _reverse(path: Path, record: dict[str, Any]) -> str:
                 notes.append(f"kept your current {item['key']!r}")
                 continue
             body = insert_member(body, s, (root,), item["key"], None, raw=item["raw"])
-        return body
+        return bom + body
 
     try:
         edit_file(path, reverse, what="the hand-over was not undone")

@@ -254,3 +254,24 @@ def test_servers_disabled_in_mcp_json_stay_in_the_client(home, handover):
     path = desktop_file(home)
     assert handover("claude-desktop")[0] == 0
     assert set(json.loads(path.read_text())["mcpServers"]) == {"files", "weather", "broxy"}
+
+
+def test_bom_and_crlf_survive_install_reverse_and_restore(home, handover):
+    path = user_file("cursor", home.env)
+    path.parent.mkdir(parents=True)
+    original = ("\ufeff{\r\n  \"mcpServers\": {\r\n    \"files\": " + json.dumps(FILES) + ",\r\n"
+                "    \"keep\": {\"url\": \"https://k.example/mcp\"}\r\n  }\r\n}\r\n").encode()
+    path.write_bytes(original)
+    assert handover("cursor")[0] == 0
+    text = path.read_bytes().decode()
+    assert text.startswith("\ufeff{\r\n") and "\n" not in text.replace("\r\n", "")
+    assert set(json.loads(text[1:])["mcpServers"]) == {"keep", "broxy"}
+    assert handover("cursor", uninstall=True)[0] == 0
+    assert path.read_bytes() == original
+    # once more, with a save in between: the reversal keeps the BOM too
+    assert handover("cursor")[0] == 0
+    path.write_bytes(path.read_bytes().replace(b"k.example", b"k2.example"))
+    assert handover("cursor", uninstall=True)[0] == 0
+    text = path.read_bytes().decode()
+    assert text.startswith("\ufeff") and json.loads(text[1:])["mcpServers"] == {
+        "keep": {"url": "https://k2.example/mcp"}, "files": FILES}
