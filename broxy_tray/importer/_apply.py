@@ -59,6 +59,8 @@ def scan(clients: tuple[str, ...] = CLIENTS, *, environ: Mapping[str, str], plat
          project: Path | None = None, keep_literals: bool = False) -> Scan:
     """Read every client file that exists and map its servers; unreadable files are collected as errors."""
     out = Scan()
+    from .._logging import register_secrets
+
     for source in sources(clients, environ=environ, platform=platform, project=project):
         try:
             read = read_source(source)
@@ -69,7 +71,9 @@ def scan(clients: tuple[str, ...] = CLIENTS, *, environ: Mapping[str, str], plat
             continue
         out.files.append(source)
         for raw in read.servers:
-            out.mapped.append(map_server(raw, keep_literals=keep_literals, windows=platform == "win32"))
+            mapped = map_server(raw, keep_literals=keep_literals, windows=platform == "win32")
+            register_secrets(s.value for s in mapped.secrets)  # redacted should any log line ever carry one
+            out.mapped.append(mapped)
     return out
 
 
