@@ -35,8 +35,10 @@ examples:
   broxy-tray autostart enable         start broxy-tray at login
   broxy-tray secret set GITHUB_TOKEN  keep ${GITHUB_TOKEN} in the OS keyring (asks for the value)
   broxy-tray client-config --client cursor   what to paste into Cursor's mcp.json
+  broxy-tray import --dry-run         what importing other clients' servers would add
 """
 
+IMPORT_CLIENTS = ("claude-desktop", "claude-code", "cursor", "vscode", "windsurf", "gemini", "codex")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -139,15 +141,44 @@ def build_parser() -> argparse.ArgumentParser:
     client_config = sub.add_parser(
         "client-config", help="print the snippet that adds broxy-tray to an MCP client's configuration",
         description="Print what to paste into an MCP client's configuration so that it uses broxy-tray stdio "
-                    "(a JSON snippet; for Claude Code a command line). Where to paste it goes to stderr.",
+                    "(a JSON snippet; for Claude Code a command line). Where to paste it goes to stderr. With "
+                    "--install, broxy-tray makes the edit in the client's file itself (--uninstall undoes it).",
     )
     _common(client_config, top=False)
-    client_config.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode"),
+    client_config.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode", "windsurf",
+                                                    "gemini"),
                                default="claude-desktop", help="the client (default: claude-desktop)")
     client_config.add_argument("--preset", metavar="NAME", help="offer only what this preset in mcp.json allows")
-    client_config.add_argument("--http", action="store_true",
-                               help="point the client at the Streamable HTTP endpoint (\"endpoint\" in mcp.json) "
-                                    "instead of broxy-tray stdio; the snippet contains the endpoint's bearer token")
+    mode = client_config.add_mutually_exclusive_group()
+    mode.add_argument("--http", action="store_true",
+                      help="point the client at the Streamable HTTP endpoint (\"endpoint\" in mcp.json) "
+                           "instead of broxy-tray stdio; the snippet contains the endpoint's bearer token")
+    mode.add_argument("--install", action="store_true",
+                      help="edit the client's own user config instead of printing: add the broxy-tray entry and "
+                           "remove the entries mcp.json now serves, after a timestamped backup next to the file")
+    mode.add_argument("--uninstall", action="store_true",
+                      help="undo --install: restore the client's file exactly (from the backup, or by reversing "
+                           "the edit if the file changed since); refuses, with the reason, when it cannot")
+
+    imp = sub.add_parser(
+        "import", help="copy the MCP servers configured in other clients (Claude Desktop, Cursor, ...) into mcp.json",
+        description="Read the MCP servers configured in Claude Desktop, Claude Code, Cursor, VS Code, Windsurf, "
+                    "Gemini CLI and Codex (their user files; with --project also that project's files), add the "
+                    "ones mcp.json does not have yet, and print a table: source, id, transport, what was mapped, "
+                    "what was skipped and why. A server seen in several clients is added once. Literal credentials "
+                    "(an Authorization header, env/header names containing TOKEN, KEY, SECRET or PASSWORD) are "
+                    "written as ${NAME} and kept out of mcp.json. Only new entries are added to mcp.json; nothing "
+                    "else in it changes. Exit 0 when done, 1 when a file is unreadable (then nothing is written).",
+    )
+    _common(imp, top=False)
+    imp.add_argument("--from", dest="clients", nargs="+", action="extend", metavar="CLIENT",
+                     choices=IMPORT_CLIENTS, help=f"only these clients ({', '.join(IMPORT_CLIENTS)}); default: all found")
+    imp.add_argument("--project", metavar="DIR",
+                     help="also read this project's files (.mcp.json, .cursor/, .vscode/, .gemini/, .codex/) and its "
+                          "Claude Code local scope")
+    imp.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
+    imp.add_argument("--keep-literals", action="store_true",
+                     help="copy credential values into mcp.json as they are instead of ${NAME} placeholders")
 
     doctor = sub.add_parser("doctor", help="print what a bug report needs (no secrets)",
                             description="Version, platform, display and tray backend, notification service, "
@@ -194,10 +225,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .proxy._stdio_bridge import run as run_stdio
 
         return run_stdio(_config_path_of(args), preset=args.preset, autostart=not args.no_start)
+    if command == "client-config" and (args.install or args.uninstall):
+        from .importer._cli import run_handover
+
+        return run_handover(args)
     if command == "client-config":
         from .proxy._client_config import run as run_client_config
 
         return run_client_config(args)
+    if command == "import":
+        from ._logging import setup_logging
+        from .importer import default_sink
+        from .importer._cli import run_import
+
+        setup_logging(getattr(args, "log_level", None) or "info", stderr_level=None)
+        return run_import(args, sink=default_sink())
     if command == "doctor":
         from .ui.doctor import doctor_report
 

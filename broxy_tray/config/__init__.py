@@ -13,7 +13,7 @@ from ._model import AuthConfig, Config, ConfigIssue, ServerConfig, Transport
 from ._parse import ConfigFileError, parse_config
 from ._reconcile import AuthAction, Plan, reconcile
 from ._watcher import ConfigWatcher
-from ._writer import ConfigWriteError, edit_enabled, set_enabled
+from ._writer import ConfigWriteError, edit_enabled, edit_file, set_enabled
 
 __all__ = [
     "ENV_CONFIG",
@@ -30,6 +30,7 @@ __all__ = [
     "Transport",
     "default_config_path",
     "edit_enabled",
+    "edit_file",
     "ensure_config",
     "load_config",
     "parse_config",

@@ -1,4 +1,4 @@
-"""Write `"enabled": true/false` back into the user's own `mcp.json`.
+"""Write into the user's own `mcp.json` (and other hand-edited JSON files): `"enabled"`, or any `edit_file` edit.
 
 The file is hand-edited, so the edit is minimal: one value is replaced (or
 one member inserted) in the file's current text, and every other byte —
@@ -16,8 +16,10 @@ import os
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
-from ._spans import _STRING_RE, SpanMap
+from ._jsonedit import insert_member
+from ._spans import SpanMap
 
 _BOM = "\ufeff"
 _ATTEMPTS = 5
@@ -36,6 +38,22 @@ def set_enabled(path: str | os.PathLike[str], server_id: str, enabled: bool) -> 
 
 
 def _set_enabled(target: Path, server_id: str, enabled: bool) -> bool:
+    return _edit_file(target, lambda text: edit_enabled(text, server_id, enabled, file=str(target)),
+                      f"\"enabled\" for {server_id!r} was not written")
+
+
+def edit_file(path: str | os.PathLike[str], edit: Callable[[str], str], *, what: str = "the edit was not written") -> bool:
+    """Apply `edit` (old text -> new text) to the file, atomically, redoing it on a newer text saved meanwhile.
+
+    `edit` is called again on every attempt, so whatever it derives from the text (ids, positions) is
+    derived from the text it replaces. Returns False when `edit` changed nothing. Raises `ConfigWriteError`.
+    """
+    target = Path(os.path.realpath(path))
+    with _in_process:
+        return _edit_file(target, edit, what)
+
+
+def _edit_file(target: Path, edit: Callable[[str], str], what: str) -> bool:
     for _ in range(_ATTEMPTS):
         try:
             original = target.read_bytes()
@@ -45,7 +63,7 @@ def _set_enabled(target: Path, server_id: str, enabled: bool) -> bool:
             text = original.decode("utf-8")
         except UnicodeDecodeError:
             raise ConfigWriteError(f"{target} is not UTF-8 text; not editing it") from None
-        edited = edit_enabled(text, server_id, enabled, file=str(target))
+        edited = edit(text)
         if edited == text:
             return False
         try:
@@ -53,7 +71,7 @@ def _set_enabled(target: Path, server_id: str, enabled: bool) -> bool:
                 return True
         except OSError as e:
             raise ConfigWriteError(f"cannot write {target}: {e.strerror or e}") from None
-    raise ConfigWriteError(f"{target} kept changing while saving; \"enabled\" for {server_id!r} was not written")
+    raise ConfigWriteError(f"{target} kept changing while saving; {what}")
 
 
 def edit_enabled(text: str, server_id: str, enabled: bool, *, file: str = "mcp.json") -> str:
@@ -78,30 +96,7 @@ def edit_enabled(text: str, server_id: str, enabled: bool, *, file: str = "mcp.j
         if body[current.start:current.end] == literal:
             return text
         return bom + body[: current.start] + literal + body[current.end:]
-    return bom + _insert_member(body, spans, base, "enabled", literal)
-
-
-def _insert_member(body: str, spans: SpanMap, base: tuple[str, ...], key: str, literal: str) -> str:
-    obj = spans.get(base)
-    assert obj is not None
-    members = spans.members(base)
-    if not members:
-        return body[: obj.start + 1] + f'"{key}": {literal}' + body[obj.start + 1:]
-    last = spans.get(base + (members[-1],))
-    assert last is not None and last.key_start is not None
-    key_literal = _STRING_RE.match(body, last.key_start)
-    assert key_literal is not None
-    separator = body[key_literal.end(): last.start]  # e.g. ": " or ":" — copy the user's style
-    line_start = body.rfind("\n", 0, last.key_start) + 1
-    if line_start > obj.start:  # the last member starts its own line: keep that layout
-        indent = body[line_start: last.key_start]
-        if indent.strip():  # something else precedes it on its line; align with it anyway
-            indent = " " * len(indent)
-        newline = "\r\n" if body[line_start - 2: line_start] == "\r\n" else "\n"
-        addition = f",{newline}{indent}\"{key}\"{separator}{literal}"
-    else:
-        addition = f', "{key}"{separator}{literal}'
-    return body[: last.end] + addition + body[last.end:]
+    return bom + insert_member(body, spans, base, "enabled", enabled)
 
 
 def _replace_if_unchanged(target: Path, original: bytes, new: bytes) -> bool:

@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-CLIENTS = ("claude-desktop", "claude-code", "cursor", "vscode")
+CLIENTS = ("claude-desktop", "claude-code", "cursor", "vscode", "windsurf", "gemini")
 DEFAULT_CLIENT = "claude-desktop"
 
 WHERE = {
@@ -32,7 +32,10 @@ WHERE = {
     "claude-code": "Run this once in a terminal (drop --scope user to add it to the current project only).",
     "cursor": "Paste into ~/.cursor/mcp.json (or .cursor/mcp.json in a project), merging with any existing \"mcpServers\".",
     "vscode": "Paste into .vscode/mcp.json (or run \"MCP: Open User Configuration\"), merging with any existing \"servers\".",
+    "windsurf": "Paste into ~/.codeium/windsurf/mcp_config.json, merging with any existing \"mcpServers\".",
+    "gemini": "Paste into ~/.gemini/settings.json (or .gemini/settings.json in a project), merging with any existing \"mcpServers\".",
 }
+# or let broxy-tray edit the client's file: client-config --install (undo: --uninstall)
 
 
 def launch_command(config_path: Path | None = None, *, preset: str | None = None) -> list[str]:
@@ -77,6 +80,8 @@ HTTP_WHERE = {
     "claude-code": "Run this once in a terminal (drop --scope user to add it to the current project only).",
     "cursor": "Paste into ~/.cursor/mcp.json (or .cursor/mcp.json in a project), merging with any existing \"mcpServers\".",
     "vscode": "Paste into .vscode/mcp.json (or run \"MCP: Open User Configuration\"), merging with any existing \"servers\".",
+    "windsurf": "Paste into ~/.codeium/windsurf/mcp_config.json, merging with any existing \"mcpServers\".",
+    "gemini": "Paste into ~/.gemini/settings.json, merging with any existing \"mcpServers\".",
 }
 HTTP_NOTE = "It contains the endpoint's bearer token: keep it private."
 
@@ -102,6 +107,9 @@ def http_client_config(client: str = DEFAULT_CLIENT, *, port: int, token: str, p
                           indent=2)
     if client == "cursor":
         return json.dumps({"mcpServers": {name: {"url": url, "headers": {"Authorization": header}}}}, indent=2)
+    if client in ("windsurf", "gemini"):  # their documented keys for a Streamable HTTP URL
+        key = "serverUrl" if client == "windsurf" else "httpUrl"
+        return json.dumps({"mcpServers": {name: {key: url, "headers": {"Authorization": header}}}}, indent=2)
     return json.dumps({"mcpServers": {name: {"type": "http", "url": url, "headers": {"Authorization": header}}}},
                       indent=2)
 

@@ -13,7 +13,7 @@ compare by value, so the tray rebuilds only when something visible changed.
     ✕ GitHub — Error: … GITHUB_TOKEN is not set … ▸ Set GITHUB_TOKEN… / Retry now / Copy error / Disable
     ○ Local files — Disabled                     ▸ Enable
     ──────────
-    Open mcp.json / Reload now / Copy client config / Open logs folder / [Start at login] / Secure storage: … / About / Quit
+    [Import from Claude Desktop, Cursor…] / Open mcp.json / Reload now / Copy client config / Open logs folder / [Start at login] / Secure storage: … / About / Quit
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ COPY_ERROR = "copy_error"  # payload: the full reason
 SET_SECRET = "set_secret"  # payload: the unset variable's name; the tray asks for its value
 OPEN_CONFIG = "open_config"  # payload: mcp.json path
 RELOAD = "reload"
+IMPORT_SERVERS = "import_servers"  # copy other clients' servers into mcp.json (broxy-tray import)
 COPY_CLIENT_CONFIG = "copy_client_config"  # payload: mcp.json path; the tray renders the Claude Desktop snippet
 OPEN_LOGS = "open_logs"
 TOGGLE_AUTOSTART = "toggle_autostart"
@@ -139,9 +140,15 @@ def server_actions(s: ServerState) -> tuple[MenuItem, ...]:
     return tuple(items)
 
 
+def import_label(clients: tuple[str, ...]) -> str:
+    """`Import from Claude Desktop, Cursor…` (at most three names; the notification lists everything)."""
+    return f"Import from {', '.join(clients[:3])}…"
+
+
 def build_menu(state: AppState, *, version: str = "", autostart: bool | None = None,
-               log_dir: str = "") -> tuple[MenuItem, ...]:
-    """The whole menu for one snapshot. `autostart` None: no "Start at login" item (no helper passed in)."""
+               log_dir: str = "", importable: tuple[str, ...] = ()) -> tuple[MenuItem, ...]:
+    """The whole menu for one snapshot. `autostart` None: no "Start at login" item (no helper passed in).
+    `importable`: clients whose servers mcp.json lacks; an "Import from …" item when there are any."""
     items: list[MenuItem] = [MenuItem(title(state), enabled=False)]
     if state.config_error:
         items.append(MenuItem(shorten(f"⚠ {_short_path(state.config_error, state.config_path)}"), enabled=False))
@@ -153,6 +160,8 @@ def build_menu(state: AppState, *, version: str = "", autostart: bool | None = N
     else:
         items.append(MenuItem("No servers in mcp.json yet", enabled=False))
     items.append(SEPARATOR)
+    if importable:
+        items.append(MenuItem(import_label(importable), Action(IMPORT_SERVERS)))
     items.append(MenuItem("Open mcp.json", Action(OPEN_CONFIG, payload=state.config_path)))
     items.append(MenuItem("Reload now", Action(RELOAD)))
     # what to paste into an MCP client (Claude Desktop's snippet) so it uses `broxy-tray stdio`

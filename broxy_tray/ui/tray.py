@@ -212,6 +212,8 @@ class TrayRunner:
         self._kind: IconKind | None = None
         self._title = ""
         self._autostart_on: bool | None = None
+        self._importable: tuple[str, ...] = ()  # clients whose servers mcp.json lacks ("Import from …")
+        self._offer: Any = None  # importer.ImportOffer, made on first use (keeps the importer off the start path)
         self._icon: Any = None
         self._thread: threading.Thread | None = None
 
@@ -222,7 +224,7 @@ class TrayRunner:
         if self.autostart is not None:
             self._autostart_on = self._read_autostart()
         self._model = m.build_menu(self._latest, version=self.version, autostart=self._autostart_on,
-                                   log_dir=str(self.log_dir or ""))
+                                   log_dir=str(self.log_dir or ""), importable=self._importable)
         self._kind = IconKind.IDLE
         self._title = f"{m.APP_NAME} — starting…"
         self._icon = pystray.Icon("broxy-tray", tray_image(self._kind), self._title,
@@ -327,6 +329,7 @@ class TrayRunner:
 
                 control = await serve_app(app, self.config_path)
             self._on_state(app.store.state, None)
+            await self._offer_import()
             await app.quit_requested.wait()
             log.info("quit requested; shutting down")
         except Exception:
@@ -381,7 +384,7 @@ class TrayRunner:
         self._shown_key = m.without_countdown(state)
         self._last_refresh = time.monotonic()
         model = m.build_menu(state, version=self.version, autostart=self._autostart_on,
-                             log_dir=str(self.log_dir or ""))
+                             log_dir=str(self.log_dir or ""), importable=self._importable)
         icon = self._icon
         if model != self._model:
             self._model = model
@@ -461,6 +464,8 @@ class TrayRunner:
             threading.Thread(target=self._set_secret, args=(payload,), name="secret-prompt", daemon=True).start()
         elif k == m.TOGGLE_AUTOSTART:
             self._toggle_autostart()
+        elif k == m.IMPORT_SERVERS:
+            self._import_servers()
         elif k == m.ABOUT:
             self._message(f"broxy-tray {self.version} · config {self.config_path}"
                           + (f" · logs {self.log_dir}" if self.log_dir else ""))
@@ -543,6 +548,40 @@ class TrayRunner:
             self._call_in_gui(self._refresh)
 
         asyncio.run_coroutine_threadsafe(toggle(), self._loop)
+
+
+    # "Import from Claude Desktop, Cursor…" (issue 16): offered when other clients have servers mcp.json lacks
+
+    def _import_offer(self) -> Any:
+        if self._offer is None:
+            from ..importer import ImportOffer, default_sink
+
+            self._offer = ImportOffer(self.config_path, sink=default_sink())
+        return self._offer
+
+    async def _offer_import(self) -> None:
+        try:
+            self._importable = await asyncio.to_thread(self._import_offer().refresh)
+        except Exception:
+            log.exception("could not look for other clients' servers")
+            return
+        if self._importable:
+            self._model = None
+            self._call_in_gui(self._refresh)
+
+    def _import_servers(self) -> None:
+        if self._loop is None:
+            return
+
+        async def run() -> None:
+            offer = self._import_offer()
+            text = await asyncio.to_thread(offer.run)  # the app's reload picks up the new entries
+            self._notes.message(text)
+            self._importable = offer.clients
+            self._model = None
+            self._call_in_gui(self._refresh)
+
+        asyncio.run_coroutine_threadsafe(run(), self._loop)
 
 
 def _constant(value: bool) -> Callable[[Any], bool]:

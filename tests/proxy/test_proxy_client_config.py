@@ -39,4 +39,4 @@ def test_claude_code_gets_a_command_line(tmp_path):
 def test_unknown_client_is_refused():
     with pytest.raises(ValueError, match="choose one of"):
         client_config("emacs")
-    assert CLIENTS == ("claude-desktop", "claude-code", "cursor", "vscode")
+    assert CLIENTS == ("claude-desktop", "claude-code", "cursor", "vscode", "windsurf", "gemini")

@@ -165,3 +165,15 @@ def test_copy_client_config_click_copies_the_claude_desktop_snippet(monkeypatch,
     monkeypatch.setattr(desktop, "copy_text", lambda text, gtk=False: False)
     runner._dispatch(m.Action(m.COPY_CLIENT_CONFIG))  # noqa: SLF001
     assert "broxy-tray client-config" in said[-1]
+
+
+def test_import_item_only_when_other_clients_have_new_servers():
+    plain = labels(m.build_menu(state(GITHUB)))
+    assert not any(lb.startswith("Import from") for lb in plain)
+    items = m.build_menu(state(GITHUB), importable=("Claude Desktop", "Cursor"))
+    lbs = labels(items)
+    assert lbs[lbs.index("Open mcp.json") - 1] == "Import from Claude Desktop, Cursor…"
+    item = m.find(items, "Import from")
+    assert item.action == m.Action(m.IMPORT_SERVERS) and item.enabled
+    four = m.build_menu(state(), importable=("Claude Desktop", "Cursor", "VS Code", "Codex"))
+    assert m.find(four, "Import from").label == "Import from Claude Desktop, Cursor, VS Code…"

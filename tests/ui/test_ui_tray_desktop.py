@@ -217,3 +217,36 @@ def test_sign_in_notification_countdown_cancel_and_reopen(desktop, sni_watcher, 
     menu.wait_label("○ Secured MCP — Disabled")
     os.kill(app.proc.pid, signal.SIGTERM)
     assert app.proc.wait(20) == 0
+
+
+def test_import_from_other_clients_item_imports_and_confirms(desktop, sni_watcher, tray_app, tmp_path, user_env):
+    """Claude Desktop and Cursor have servers mcp.json lacks: the item appears, a click imports them, a notification
+    confirms, the servers connect, and the item goes away."""
+    cfg = write_config(tmp_path / "mcp.json", {"files": stdio_entry("ui-import-files", name="Local files")})
+    home = Path(user_env["HOME"])
+    claude = Path(user_env["XDG_CONFIG_HOME"]) / "Claude" / "claude_desktop_config.json"
+    claude.parent.mkdir(parents=True)
+    claude.write_text(json.dumps({"mcpServers": {
+        "notes": stdio_entry("ui-import-notes", env={"NOTES_API_KEY": "ui-import-SECRET-value"}),
+        "files": stdio_entry("ui-import-files"),  # already in mcp.json: not offered again
+    }}))
+    (home / ".cursor").mkdir()
+    (home / ".cursor" / "mcp.json").write_text(json.dumps({"mcpServers": {"extra": stdio_entry("ui-import-extra")}}))
+    app = tray_app(cfg)
+    menu = TrayMenu(desktop)
+    menu.wait_label("● Local files — Available")
+    menu.wait_label("Import from Claude Desktop, Cursor…")
+    desktop.close_all()
+    menu.click("Import from Claude Desktop, Cursor…")
+    wait_for(lambda: any("Imported 2 servers" in n["body"] for n in desktop.history()), 15, what="the confirmation")
+    body = next(n["body"] for n in desktop.history() if "Imported 2 servers" in n["body"])
+    assert "from Claude Desktop, Cursor: notes, extra" in body and "NOTES_API_KEY" in body
+    servers = json.loads(cfg.read_text())["mcpServers"]
+    assert set(servers) == {"files", "notes", "extra"}
+    assert servers["notes"]["env"] == {"NOTES_API_KEY": "${NOTES_API_KEY}"}
+    menu.wait_label("● extra — Available")
+    wait_for(lambda: not any(lb.startswith("Import from") for lb in menu.labels()), 10, what="the item gone")
+    for text in (cfg.read_text(), app.log_text(), app.output(), json.dumps(desktop.history())):
+        assert "ui-import-SECRET-value" not in text
+    os.kill(app.proc.pid, signal.SIGTERM)
+    assert app.proc.wait(20) == 0
