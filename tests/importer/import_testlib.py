@@ -155,7 +155,7 @@ class Home:
 
 
 class MemorySink:
-    """A secret sink holding values in a dict: stands in for issue 15's keyring store (not merged yet)."""
+    """A secret sink holding values in a dict, for the mapping tests (the real keyring store is tested in tests/secretstore)."""
 
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
