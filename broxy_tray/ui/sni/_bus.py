@@ -36,6 +36,20 @@ def session_bus_address(environ: Mapping[str, str] | None = None) -> str | None:
 class WatcherProbe:
     owner: str | None  # the unique name owning org.kde.StatusNotifierWatcher, None when nobody does
     error: str = ""  # why the bus could not be asked ('' when it answered)
+    owner_pid: int | None = None
+
+    def describe(self) -> str:
+        """`:1.12 (xfce4-panel, pid 4242)` — which program is the panel, for bug reports."""
+        if not self.owner:
+            return "none"
+        if self.owner_pid is None:
+            return self.owner
+        try:
+            with open(f"/proc/{self.owner_pid}/comm", encoding="utf-8") as f:
+                program = f.read().strip()
+        except OSError:
+            program = "?"
+        return f"{self.owner} ({program}, pid {self.owner_pid})"
 
 
 async def name_owner(bus: Any, name: str) -> str | None:
@@ -50,6 +64,21 @@ async def name_owner(bus: Any, name: str) -> str | None:
     return str(reply.body[0])
 
 
+async def _with_pid(bus: Any, owner: str | None) -> WatcherProbe:
+    from dbus_fast import Message, MessageType
+
+    if not owner:
+        return WatcherProbe(None)
+    try:
+        reply = await asyncio.wait_for(bus.call(Message(destination=DBUS, path=DBUS_PATH, interface=DBUS,
+                                                        member="GetConnectionUnixProcessID", signature="s",
+                                                        body=[owner])), CALL_TIMEOUT)
+    except Exception:
+        return WatcherProbe(owner)
+    pid = int(reply.body[0]) if reply.message_type != MessageType.ERROR and reply.body else None
+    return WatcherProbe(owner, owner_pid=pid)
+
+
 async def _probe(address: str, wait: float) -> WatcherProbe:
     from dbus_fast import Message
     from dbus_fast.aio import MessageBus
@@ -58,7 +87,7 @@ async def _probe(address: str, wait: float) -> WatcherProbe:
     try:
         owner = await name_owner(bus, WATCHER)
         if owner or wait <= 0:
-            return WatcherProbe(owner)
+            return await _with_pid(bus, owner)
         appeared: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         def on_message(msg: Any) -> None:
@@ -72,9 +101,9 @@ async def _probe(address: str, wait: float) -> WatcherProbe:
                                                 signature="s", body=[rule])), CALL_TIMEOUT)
         owner = await name_owner(bus, WATCHER)  # it may have appeared before the match rule was in place
         if owner:
-            return WatcherProbe(owner)
+            return await _with_pid(bus, owner)
         try:
-            return WatcherProbe(await asyncio.wait_for(appeared, wait))
+            return await _with_pid(bus, await asyncio.wait_for(appeared, wait))
         except asyncio.TimeoutError:
             return WatcherProbe(None)
     finally:
