@@ -24,7 +24,7 @@ GTK_BACKENDS = ("appindicator", "gtk")
 SNI_WAIT_SECONDS = 5.0  # at login the panel may start a little after us
 
 XEMBED_HINT = (
-    "for an XEmbed-only panel install the fallback: pip install 'broxy-tray[xembed]' "
+    "the XEmbed fallback needs PyGObject, which is not installed: pip install 'broxy-tray[xembed]' "
     "(Debian/Ubuntu first: apt install gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 "
     "libgirepository1.0-dev libcairo2-dev pkg-config)"
 )

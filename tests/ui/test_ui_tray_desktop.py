@@ -185,6 +185,7 @@ def test_sign_in_notification_countdown_cancel_and_reopen(desktop, sni_watcher, 
     desktop.close_all()
     menu.click("○ Secured MCP", "Enable")
     first = menu.wait_label("◐ Secured MCP — Authorization: ", 20)
+    assert wait_for(lambda: menu.sni("Status") == "NeedsAttention", 5, what="the item asking for attention")
     try:
         wait_for(lambda: desktop.displayed() >= 1, 10, what="the sign-in notification")
     except TimeoutError:
@@ -207,6 +208,7 @@ def test_sign_in_notification_countdown_cancel_and_reopen(desktop, sni_watcher, 
     assert ("Server Authorization", "Authorize Secured MCP") in texts, texts
     assert ("broxy-tray", "Secured MCP: sign-in cancelled") in texts, texts
 
+    assert wait_for(lambda: menu.sni("Status") == "Active", 5, what="the item back to Active")
     # enable again; clicking the prompt reopens the sign-in page; Cancel from the menu ends it
     menu.click("○ Secured MCP", "Enable")
     menu.wait_label("◐ Secured MCP — Authorization: ", 20)
