@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the app (the default command)",
-                         description="Run broxy-tray: the tray when available, else headless in the terminal.")
+                         description="Run broxy-tray: the tray when available, else headless in the terminal. "
+                                     "On Linux the tray is the panel's StatusNotifierItem (D-Bus); broxy-tray waits "
+                                     "up to $BROXY_SNI_WAIT seconds (default 5) for the panel's watcher, then falls "
+                                     "back to an XEmbed tray (the xembed extra) or headless, saying why.")
     _common(run, top=False)
     run.add_argument("--headless", action="store_true",
                      help="no tray: print one line per status change and config event")
