@@ -52,6 +52,47 @@ class WatcherProbe:
         return f"{self.owner} ({program}, pid {self.owner_pid})"
 
 
+class _SendOrWait:
+    """A socket whose `send`/`sendmsg` report "0 bytes sent" instead of raising when the buffer is full.
+
+    dbus-fast's asyncio writer treats EAGAIN from a non-blocking send as a lost
+    connection and drops the bus (python-dbus-next#153, still in dbus-fast 5):
+    a panel reading slowly while we answer a burst of icon requests would make
+    the tray icon vanish. Returning 0 makes the writer keep the rest of the
+    message and wait for the socket to become writable, which is what it does
+    after a short write anyway.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def send(self, data: Any, *args: Any) -> int:
+        try:
+            return int(self._sock.send(data, *args))
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def sendmsg(self, buffers: Any, *args: Any) -> int:
+        try:
+            return int(self._sock.sendmsg(buffers, *args))
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+async def connect(address: str) -> Any:
+    """A connected dbus-fast `MessageBus` that survives a full socket buffer (see `_SendOrWait`)."""
+    from dbus_fast.aio import MessageBus
+
+    bus = await asyncio.wait_for(MessageBus(bus_address=address).connect(), CALL_TIMEOUT)
+    writer = getattr(bus, "_writer", None)
+    if writer is not None and hasattr(writer, "sock") and not isinstance(writer.sock, _SendOrWait):
+        writer.sock = _SendOrWait(writer.sock)
+    return bus
+
+
 async def name_owner(bus: Any, name: str) -> str | None:
     """The unique name owning `name` on `bus`, or None."""
     from dbus_fast import Message, MessageType
@@ -81,9 +122,8 @@ async def _with_pid(bus: Any, owner: str | None) -> WatcherProbe:
 
 async def _probe(address: str, wait: float) -> WatcherProbe:
     from dbus_fast import Message
-    from dbus_fast.aio import MessageBus
 
-    bus = await asyncio.wait_for(MessageBus(bus_address=address).connect(), CALL_TIMEOUT)
+    bus = await connect(address)
     try:
         owner = await name_owner(bus, WATCHER)
         if owner or wait <= 0:
@@ -108,6 +148,10 @@ async def _probe(address: str, wait: float) -> WatcherProbe:
             return WatcherProbe(None)
     finally:
         bus.disconnect()
+        try:  # let dbus-fast see the EOF and close its socket on this loop, not in a later GC on another thread
+            await asyncio.wait_for(asyncio.shield(bus.wait_for_disconnect()), 1)
+        except BaseException:
+            pass
 
 
 def probe_watcher(environ: Mapping[str, str] | None = None, wait: float = 0.0) -> WatcherProbe:

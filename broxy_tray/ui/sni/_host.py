@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any, Callable
 
-from ._bus import CALL_TIMEOUT, DBUS, DBUS_PATH, WATCHER, WATCHER_PATH, name_owner, session_bus_address
+from ._bus import CALL_TIMEOUT, DBUS, DBUS_PATH, WATCHER, WATCHER_PATH, connect, name_owner, session_bus_address
 from ._dbusmenu import DbusMenu
 from ._item import ITEM_PATH, MENU_PATH, StatusNotifierItem
 
@@ -42,13 +42,12 @@ class SniHost:
 
     async def start(self, address: str | None = None) -> None:
         from dbus_fast import Message, NameFlag, RequestNameReply
-        from dbus_fast.aio import MessageBus
 
         address = address or session_bus_address()
         if address is None:
             raise SniUnavailable("no session bus (DBUS_SESSION_BUS_ADDRESS is unset)")
         try:
-            bus = await asyncio.wait_for(MessageBus(bus_address=address).connect(), CALL_TIMEOUT)
+            bus = await connect(address)
         except Exception as e:
             raise SniUnavailable(f"cannot connect to the session bus: {type(e).__name__}: {e}") from None
         self._bus = bus

@@ -40,6 +40,7 @@ class StatusNotifierItem(ServiceInterface):
     def update(self, *, title: str, status: str, kind: IconKind, tooltip: str) -> list[str]:
         """Set what changed and announce it; returns the names of the changed properties."""
         changed: dict[str, Any] = {}
+        invalidated: list[str] = []
         if title != self._title:
             self._title = title
             changed["Title"] = title
@@ -47,7 +48,7 @@ class StatusNotifierItem(ServiceInterface):
         if kind != self._kind:
             self._kind = kind
             self._icon = as_dbus(kind)
-            changed["IconPixmap"] = self._icon
+            invalidated.append("IconPixmap")  # ~20 KB: readers fetch it when they want it
             self.NewIcon()
         if tooltip != self._tooltip:
             self._tooltip = tooltip
@@ -57,9 +58,9 @@ class StatusNotifierItem(ServiceInterface):
             self._status = status
             changed["Status"] = status
             self.NewStatus()
-        if changed:
-            self.emit_properties_changed(changed)
-        return list(changed)
+        if changed or invalidated:
+            self.emit_properties_changed(changed, invalidated)
+        return list(changed) + invalidated
 
     def _tooltip_value(self) -> list[Any]:
         return ["", [], "broxy-tray", self._tooltip]
