@@ -254,7 +254,8 @@ class TrayRunner:
         elif k == m.OPEN_SIGN_IN and payload:
             desktop.open_url(payload)
         elif k in (m.COPY_SIGN_IN, m.COPY_ERROR) and payload:
-            desktop.copy_text(payload, gtk=self.backend.glib)
+            if not desktop.copy_text(payload, gtk=self.backend.glib):
+                self._message(f"could not copy to the clipboard: {desktop.CLIPBOARD_HINT}")
         elif k == m.OPEN_CONFIG:
             desktop.open_path(payload or self.config_path)
         elif k == m.COPY_CLIENT_CONFIG:
