@@ -3,8 +3,10 @@
 Linux: the StatusNotifierItem tray over D-Bus (pure Python, `ui/sni/`) when a
 StatusNotifierWatcher runs on the session bus — every panel that shows tray
 menus provides one. Without one (an XEmbed-only panel), pystray's GTK
-backends when PyGObject is installed (the `xembed` extra); otherwise no tray,
-with one line saying why and what to install. macOS and Windows: pystray.
+backends when PyGObject is installed (the `xembed` extra); otherwise the SNI
+tray anyway, headless until a watcher appears (`TrayBackend.waiting`), with
+one line saying why and what to install; no session bus: no tray.
+macOS and Windows: pystray.
 `PYSTRAY_BACKEND` forces a pystray backend, as before.
 """
 
@@ -41,6 +43,11 @@ class TrayBackend:
     pystray: ModuleType | None = None  # None for "sni"
     watcher: str = ""  # sni: the unique bus name of the StatusNotifierWatcher seen at start
     note: str = ""  # why this backend and not the default one ('' when it is the default)
+
+    @property
+    def waiting(self) -> bool:
+        """The SNI tray with no watcher yet: headless output until a panel's watcher appears."""
+        return self.name == SNI and not self.watcher
 
     @property
     def glib(self) -> bool:
@@ -83,8 +90,15 @@ def _choose(environ: Mapping[str, str] | None, platform: str | None,
     if probe.owner:
         return SNI, probe.owner, ""
     why = probe.error or f"no StatusNotifierWatcher on the session bus (waited {wait:g} s; the panel has no " \
-                         "StatusNotifierItem support, or none runs)"
-    return _choose_gtk(env, why), "", why
+                         "StatusNotifierItem support, or none runs yet)"
+    try:
+        return _choose_gtk(env, why), "", why
+    except TrayUnavailable:
+        if probe.error:  # no session bus at all: nothing to wait for
+            raise
+        # No XEmbed fallback either: still export the item; it shows as soon as a watcher appears
+        # (a panel that starts after us at login). Until then the runner prints what headless prints.
+        return SNI, "", f"{why}; {XEMBED_HINT}"
 
 
 def _choose_gtk(env: Mapping[str, str], why: str) -> str:
@@ -122,7 +136,7 @@ def load_backend(environ: Mapping[str, str] | None = None, platform: str | None 
     """Choose a backend and, for pystray ones, import pystray with it. Any exception from pystray means "no tray"."""
     name, watcher, note = _choose(environ, platform, sni_wait)
     if name == SNI:
-        return TrayBackend(SNI, None, watcher=watcher)
+        return TrayBackend(SNI, None, watcher=watcher, note=note)
     candidates = [name] + (["gtk"] if name == "appindicator" else [])
     errors = []
     for candidate in candidates:

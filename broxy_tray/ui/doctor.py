@@ -65,7 +65,9 @@ def _tray_lines() -> list[str]:
         lines.append(f"StatusNotifierWatcher on the session bus: {_sni_watcher()}")
     try:
         backend = _with_timeout(lambda: load_backend(sni_wait=0))
-        if backend.name == "sni":
+        if backend.waiting:
+            lines.append(f"tray backend: sni, headless until a StatusNotifierWatcher appears — {backend.note}")
+        elif backend.name == "sni":
             lines.append("tray backend: sni (StatusNotifierItem + dbusmenu over D-Bus, no toolkit)")
         else:
             lines.append(f"tray backend: {backend.name}" + (f" (fallback: {backend.note})" if backend.note else ""))

@@ -123,6 +123,10 @@ class TrayRunner:
     async def _ui_stop(self) -> None:
         """On the loop, after the App shut down."""
 
+    def _attach(self, app: Any) -> Callable[[], None]:
+        """On the loop, once the App exists: anything else that follows its store; returns its closer."""
+        return lambda: None
+
     def _initial_model(self) -> tuple[m.MenuItem, ...]:
         if self.autostart is not None:
             self._autostart_on = self._read_autostart()
@@ -160,6 +164,7 @@ class TrayRunner:
         self._app = app
         self._notes = DesktopNotifications(app, open_url=desktop.open_url, icon_png=png_bytes(IconKind.AVAILABLE, 128))
         unsubscribe = app.store.subscribe(self._on_state)
+        detach = self._attach(app)
         if self._quit_early:
             app.request_quit()
         control = None
@@ -182,6 +187,7 @@ class TrayRunner:
                 await app.shutdown()
             finally:
                 unsubscribe()
+                detach()
                 await self._notes.close()
 
     def request_quit(self) -> None:
@@ -347,7 +353,9 @@ def run_tray(config_path: Path, backend: TrayBackend | None = None, *, autostart
         from .._logging import default_log_dir
 
         log_dir = default_log_dir()
-    if backend.note:  # e.g. no StatusNotifierWatcher: say why this is the XEmbed fallback
+    if backend.waiting:
+        log.info("tray: %s; headless until a StatusNotifierWatcher appears", backend.note)  # cli said it
+    elif backend.note:  # e.g. no StatusNotifierWatcher: say why this is the XEmbed fallback
         log.warning("tray: %s; using the XEmbed fallback (%s)", backend.note, backend.name)
     runner: type[TrayRunner]
     if backend.name == SNI:

@@ -38,8 +38,9 @@ def test_without_a_session_bus_or_pygobject_the_message_says_why_and_what_to_ins
 def test_unreachable_display_is_reported_not_raised():
     pytest.importorskip("gi")
     code = ("from broxy_tray.ui.tray import unavailable_reason\nprint(repr(unavailable_reason()))\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYSTRAY_BACKEND", "WAYLAND_DISPLAY")}
-    env["DISPLAY"] = ":54321"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYSTRAY_BACKEND", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}
+    env.update(DISPLAY=":54321", XDG_RUNTIME_DIR=os.path.dirname(os.path.abspath(__file__)))  # no session bus
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert "cannot open the display :54321" in r.stdout, r.stdout + r.stderr
 

@@ -217,7 +217,8 @@ async def test_registers_when_the_watcher_appears_and_again_after_it_restarts(de
     assert app.wait(20) == 0, output(app)
 
 
-def test_no_watcher_and_no_pygobject_runs_headless_saying_why(desktop, sni_app, tmp_path):
+async def test_no_watcher_and_no_pygobject_runs_headless_saying_why_until_a_panel_starts(desktop, sni_app,
+                                                                                        tmp_path):
     cfg = write_config(tmp_path / "mcp.json", {"files": stdio_entry("sni-none-files", name="Local files")})
     assert not desktop.has_name("org.kde.StatusNotifierWatcher")
     app = sni_app(cfg, {"BROXY_SNI_WAIT": "0.5"})
@@ -225,9 +226,34 @@ def test_no_watcher_and_no_pygobject_runs_headless_saying_why(desktop, sni_app, 
     lines = [ln for ln in output(app).splitlines() if ln.startswith("broxy-tray: ") and "headless" in ln]
     assert len(lines) == 1, output(app)
     assert "no StatusNotifierWatcher on the session bus" in lines[0]
-    assert "pip install 'broxy-tray[xembed]'" in lines[0] and lines[0].endswith("running headless in the terminal.")
+    assert "pip install 'broxy-tray[xembed]'" in lines[0] and "running headless in the terminal" in lines[0]
+    assert_no_toolkit(app.pid)
+    watcher = start_watcher(desktop)  # the panel starts late (as at login): the icon appears
+    c = await SniClient.connect(desktop.bus_address)
+    try:
+        await c.find_item()
+        assert c.name == f"org.kde.StatusNotifierItem-{app.pid}-1"
+        assert (await c.labels())[0] == "broxy-tray — 1 of 1 available"
+    finally:
+        c.close()
+        desktop.procs.stop(watcher)
     os.kill(app.pid, signal.SIGTERM)
     assert app.wait(20) == 0, output(app)
+
+
+def test_without_a_session_bus_it_runs_headless_saying_why(user_env, no_gi_path, tmp_path):
+    cfg = write_config(tmp_path / "mcp.json", {})
+    env = {**user_env, "PYTHONPATH": str(no_gi_path), "DISPLAY": ":4321", "BROXY_SNI_WAIT": "0"}
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    p = subprocess.Popen([sys.executable, "-m", "broxy_tray", "--config", str(cfg), "run"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = p.stderr.readline()  # type: ignore[union-attr]
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(20)
+    assert first.startswith("broxy-tray: no session bus (DBUS_SESSION_BUS_ADDRESS is unset); ")
+    assert "broxy-tray[xembed]" in first and first.rstrip().endswith("running headless in the terminal.")
 
 
 def test_doctor_names_the_backend_and_the_watcher_owner(desktop, sni_watcher, user_env, no_gi_path):

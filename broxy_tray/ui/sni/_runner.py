@@ -91,6 +91,14 @@ class SniTray(TrayRunner):
         self.host = SniHost(self._item, self._menu, on_registered=self._registered, on_disconnect=self._bus_lost)
         await self.host.start()
 
+    def _attach(self, app: Any) -> Callable[[], None]:
+        if not self.backend.waiting:
+            return lambda: None
+        from ..headless import HeadlessPrinter  # no icon yet: the terminal shows what the menu would
+
+        printer = HeadlessPrinter(app.store)
+        return printer.close
+
     def _registered(self, owner: str) -> None:
         _trace("sni registered")
 
