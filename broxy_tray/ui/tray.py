@@ -27,7 +27,7 @@ from .. import __version__
 from ..state import AppState
 from . import desktop
 from . import menu as m
-from ._backend import (  # noqa: F401  (the public surface other modules and tests import from here)
+from ._backend import (  # the public surface other modules and tests import from here
     GTK_BACKENDS,
     LINUX_INSTALL_HINT,
     SNI,
@@ -38,6 +38,9 @@ from ._backend import (  # noqa: F401  (the public surface other modules and tes
     load_backend,
     unavailable_reason,
 )
+
+__all__ = ["GTK_BACKENDS", "LINUX_INSTALL_HINT", "SNI", "XEMBED_HINT", "Autostart", "TrayBackend", "TrayRunner",
+           "TrayUnavailable", "choose_backend", "load_backend", "run_tray", "unavailable_reason"]
 from .icons import IconKind, png_bytes
 
 log = logging.getLogger(__name__)
@@ -137,8 +140,6 @@ class TrayRunner:
     # loop thread
 
     async def _amain(self) -> None:
-        from .notifications import DesktopNotifications
-
         self._loop = asyncio.get_running_loop()
         try:
             await self._ui_start()

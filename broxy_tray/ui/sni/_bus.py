@@ -8,6 +8,7 @@ or may not be inside a running asyncio loop.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import threading
 from dataclasses import dataclass
@@ -159,8 +160,8 @@ def probe_watcher(environ: Mapping[str, str] | None = None, wait: float = 0.0) -
     address = session_bus_address(environ)
     if address is None:
         return WatcherProbe(None, "no session bus (DBUS_SESSION_BUS_ADDRESS is unset)")
-    try:
-        import dbus_fast  # noqa: F401
+    try:  # a missing or broken install: say so, do not crash
+        importlib.import_module("dbus_fast.aio")
     except Exception as e:
         return WatcherProbe(None, f"dbus-fast is not importable ({type(e).__name__}: {e})")
     box: dict[str, Any] = {}

@@ -8,15 +8,27 @@ clamped; nothing a client sends can raise out of here.
 """
 
 import logging
-from typing import Any, Callable
+from typing import Annotated, Callable
 
 from dbus_fast import DBusError, PropertyAccess, Variant
+from dbus_fast.annotations import DBusBool, DBusInt32, DBusSignature, DBusStr, DBusUInt32, DBusVariant
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
 
 from .. import menu as m
 from ._layout import SIGNATURES, MenuLayout, Update
 
 log = logging.getLogger(__name__)
+
+
+Strings = Annotated[list[str], DBusSignature("as")]
+Ints = Annotated[list[int], DBusSignature("ai")]
+Layout = Annotated[list, DBusSignature("u(ia{sv}av)")]  # revision, (id, properties, children)
+GroupProperties = Annotated[list, DBusSignature("a(ia{sv})")]
+Events = Annotated[list, DBusSignature("a(isvu)")]  # (id, event, data, timestamp)
+TwoIntLists = Annotated[list, DBusSignature("aiai")]
+PropertyUpdates = Annotated[list, DBusSignature("a(ia{sv})a(ias)")]  # updated, removed
+Revision = Annotated[list, DBusSignature("ui")]  # revision, parent
+Activation = Annotated[list, DBusSignature("iu")]  # id, timestamp
 
 INTERFACE = "com.canonical.dbusmenu"
 INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
@@ -52,25 +64,25 @@ class DbusMenu(ServiceInterface):
     # -- properties
 
     @dbus_property(access=PropertyAccess.READ)
-    def Version(self) -> "u":
+    def Version(self) -> DBusUInt32:
         return 3
 
     @dbus_property(access=PropertyAccess.READ)
-    def TextDirection(self) -> "s":
+    def TextDirection(self) -> DBusStr:
         return "ltr"
 
     @dbus_property(access=PropertyAccess.READ)
-    def Status(self) -> "s":
+    def Status(self) -> DBusStr:
         return "normal"
 
     @dbus_property(access=PropertyAccess.READ)
-    def IconThemePath(self) -> "as":
+    def IconThemePath(self) -> Strings:
         return []
 
     # -- methods
 
     @dbus_method()
-    def GetLayout(self, parentId: "i", recursionDepth: "i", propertyNames: "as") -> "u(ia{sv}av)":
+    def GetLayout(self, parentId: DBusInt32, recursionDepth: DBusInt32, propertyNames: Strings) -> Layout:
         try:
             tree = self.layout.tree(parentId, recursionDepth, propertyNames)
         except KeyError:
@@ -78,12 +90,12 @@ class DbusMenu(ServiceInterface):
         return [self.layout.revision, tree]
 
     @dbus_method()
-    def GetGroupProperties(self, ids: "ai", propertyNames: "as") -> "a(ia{sv})":
+    def GetGroupProperties(self, ids: Ints, propertyNames: Strings) -> GroupProperties:
         wanted = ids or list(self.layout.nodes)  # an empty list means every item (as libdbusmenu does)
         return [[nid, self.layout.props(nid, propertyNames)] for nid in wanted if nid in self.layout.nodes]
 
     @dbus_method()
-    def GetProperty(self, id: "i", name: "s") -> "v":
+    def GetProperty(self, id: DBusInt32, name: DBusStr) -> DBusVariant:
         try:
             props = self.layout.props(id, [name])
         except KeyError:
@@ -93,13 +105,13 @@ class DbusMenu(ServiceInterface):
         return props[name]
 
     @dbus_method()
-    def Event(self, id: "i", eventId: "s", data: "v", timestamp: "u"):
+    def Event(self, id: DBusInt32, eventId: DBusStr, data: DBusVariant, timestamp: DBusUInt32):
         if id not in self.layout.nodes:
             raise _unknown(id)
         self._event(id, eventId)
 
     @dbus_method()
-    def EventGroup(self, events: "a(isvu)") -> "ai":
+    def EventGroup(self, events: Events) -> Ints:
         errors = [nid for nid, _, _, _ in events if nid not in self.layout.nodes]
         if events and len(errors) == len(events):
             raise DBusError(INVALID_ARGS, f"no menu item with any of the ids {sorted(set(errors))}")
@@ -109,30 +121,30 @@ class DbusMenu(ServiceInterface):
         return errors
 
     @dbus_method()
-    def AboutToShow(self, id: "i") -> "b":
+    def AboutToShow(self, id: DBusInt32) -> DBusBool:
         if id not in self.layout.nodes:
             raise _unknown(id)
         return False  # the menu is always up to date: updates are pushed as they happen
 
     @dbus_method()
-    def AboutToShowGroup(self, ids: "ai") -> "aiai":
+    def AboutToShowGroup(self, ids: Ints) -> TwoIntLists:
         return [[], [nid for nid in ids if nid not in self.layout.nodes]]
 
     # -- signals
 
     @dbus_signal()
-    def LayoutUpdated(self) -> "ui":
+    def LayoutUpdated(self) -> Revision:
         return [self.layout.revision, 0]
 
     @dbus_signal()
-    def ItemsPropertiesUpdated(self) -> "a(ia{sv})a(ias)":
+    def ItemsPropertiesUpdated(self) -> PropertyUpdates:
         update = self._pending or Update(False)
         changed = [[nid, {k: Variant(SIGNATURES[k], v) for k, v in props.items()}] for nid, props in update.changed]
         removed = [[nid, list(names)] for nid, names in update.removed]
         return [changed, removed]
 
     @dbus_signal()
-    def ItemActivationRequested(self) -> "iu":
+    def ItemActivationRequested(self) -> Activation:
         return [0, 0]
 
     # -- internals

@@ -9,15 +9,19 @@ are announced with the spec's `NewTitle` / `NewIcon` / `NewAttentionIcon` /
 """
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 from dbus_fast import PropertyAccess
+from dbus_fast.annotations import DBusBool, DBusInt32, DBusObjectPath, DBusSignature, DBusStr
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
 
 from ..icons import IconKind
 from ._pixmap import as_dbus
 
 log = logging.getLogger(__name__)
+
+Pixmaps = Annotated[list, DBusSignature("a(iiay)")]
+ToolTipValue = Annotated[list, DBusSignature("(sa(iiay)ss)")]
 
 INTERFACE = "org.kde.StatusNotifierItem"
 ITEM_PATH = "/StatusNotifierItem"
@@ -68,85 +72,85 @@ class StatusNotifierItem(ServiceInterface):
     # -- properties
 
     @dbus_property(access=PropertyAccess.READ)
-    def Category(self) -> "s":
+    def Category(self) -> DBusStr:
         return "ApplicationStatus"
 
     @dbus_property(access=PropertyAccess.READ)
-    def Id(self) -> "s":
+    def Id(self) -> DBusStr:
         return self._id
 
     @dbus_property(access=PropertyAccess.READ)
-    def Title(self) -> "s":
+    def Title(self) -> DBusStr:
         return self._title
 
     @dbus_property(access=PropertyAccess.READ)
-    def Status(self) -> "s":
+    def Status(self) -> DBusStr:
         return self._status
 
     @dbus_property(access=PropertyAccess.READ)
-    def WindowId(self) -> "i":
+    def WindowId(self) -> DBusInt32:
         return 0
 
     @dbus_property(access=PropertyAccess.READ)
-    def IconThemePath(self) -> "s":
+    def IconThemePath(self) -> DBusStr:
         return ""
 
     @dbus_property(access=PropertyAccess.READ)
-    def Menu(self) -> "o":
+    def Menu(self) -> DBusObjectPath:
         return MENU_PATH
 
     @dbus_property(access=PropertyAccess.READ)
-    def ItemIsMenu(self) -> "b":
+    def ItemIsMenu(self) -> DBusBool:
         return True
 
     @dbus_property(access=PropertyAccess.READ)
-    def IconName(self) -> "s":
+    def IconName(self) -> DBusStr:
         return ""  # pixmaps only: nothing to install into an icon theme
 
     @dbus_property(access=PropertyAccess.READ)
-    def IconPixmap(self) -> "a(iiay)":
+    def IconPixmap(self) -> Pixmaps:
         return self._icon
 
     @dbus_property(access=PropertyAccess.READ)
-    def OverlayIconName(self) -> "s":
+    def OverlayIconName(self) -> DBusStr:
         return ""
 
     @dbus_property(access=PropertyAccess.READ)
-    def OverlayIconPixmap(self) -> "a(iiay)":
+    def OverlayIconPixmap(self) -> Pixmaps:
         return []
 
     @dbus_property(access=PropertyAccess.READ)
-    def AttentionIconName(self) -> "s":
+    def AttentionIconName(self) -> DBusStr:
         return ""
 
     @dbus_property(access=PropertyAccess.READ)
-    def AttentionIconPixmap(self) -> "a(iiay)":
+    def AttentionIconPixmap(self) -> Pixmaps:
         return self._attention
 
     @dbus_property(access=PropertyAccess.READ)
-    def AttentionMovieName(self) -> "s":
+    def AttentionMovieName(self) -> DBusStr:
         return ""
 
     @dbus_property(access=PropertyAccess.READ)
-    def ToolTip(self) -> "(sa(iiay)ss)":
+    def ToolTip(self) -> ToolTipValue:
         return self._tooltip_value()
 
     # -- methods (the host draws the menu itself: ItemIsMenu)
 
     @dbus_method()
-    def Activate(self, x: "i", y: "i"):
+    def Activate(self, x: DBusInt32, y: DBusInt32):
         log.debug("StatusNotifierItem.Activate(%d, %d): the host shows the menu", x, y)
 
     @dbus_method()
-    def SecondaryActivate(self, x: "i", y: "i"):
+    def SecondaryActivate(self, x: DBusInt32, y: DBusInt32):
         log.debug("StatusNotifierItem.SecondaryActivate(%d, %d): nothing to do", x, y)
 
     @dbus_method()
-    def ContextMenu(self, x: "i", y: "i"):
+    def ContextMenu(self, x: DBusInt32, y: DBusInt32):
         log.debug("StatusNotifierItem.ContextMenu(%d, %d): the host shows the menu", x, y)
 
     @dbus_method()
-    def Scroll(self, delta: "i", orientation: "s"):
+    def Scroll(self, delta: DBusInt32, orientation: DBusStr):
         pass
 
     # -- signals
@@ -172,5 +176,5 @@ class StatusNotifierItem(ServiceInterface):
         pass
 
     @dbus_signal()
-    def NewStatus(self) -> "s":
+    def NewStatus(self) -> DBusStr:
         return self._status
