@@ -62,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the app (the default command)",
-                         description="Run broxy-tray: the tray when available, else headless in the terminal.")
+                         description="Run broxy-tray: the tray when available, else headless in the terminal. "
+                                     "On Linux the tray is the panel's StatusNotifierItem (D-Bus); broxy-tray waits "
+                                     "up to $BROXY_SNI_WAIT seconds (default 5) for the panel's watcher, then falls "
+                                     "back to an XEmbed tray (the xembed extra), or prints status lines until a "
+                                     "watcher appears, saying why.")
     _common(run, top=False)
     run.add_argument("--headless", action="store_true",
                      help="no tray: print one line per status change and config event")
@@ -374,6 +378,10 @@ def _run(args: argparse.Namespace) -> int:
             backend = load_backend()
         except TrayUnavailable as e:
             print(f"broxy-tray: {e}; running headless in the terminal.", file=sys.stderr)
+        else:
+            if backend.waiting:
+                print(f"broxy-tray: {backend.note}; running headless in the terminal until a panel's "
+                      "StatusNotifierWatcher appears, then the tray icon shows.", file=sys.stderr)
     log_file = setup_logging(getattr(args, "log_level", None) or "info")
     try:
         created = ensure_config(path)

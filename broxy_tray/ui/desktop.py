@@ -72,6 +72,9 @@ def _open_url_now(url: str) -> None:
         log.warning("could not open the browser: %s", e)
 
 
+CLIPBOARD_HINT = "install xclip or xsel (X11), or wl-clipboard (Wayland)"
+
+
 def copy_text(text: str, *, gtk: bool = False) -> bool:
     """Put `text` on the clipboard. With `gtk`, call from the GTK main thread (menu callbacks are there)."""
     if gtk:
@@ -91,7 +94,7 @@ def copy_text(text: str, *, gtk: bool = False) -> bool:
     for argv in _clipboard_commands():
         if shutil.which(argv[0]):
             return _spawn(argv, stdin=text.encode("utf-8"))
-    log.warning("no clipboard tool found (install wl-clipboard or xclip)")
+    log.warning("no clipboard tool found (%s)", CLIPBOARD_HINT)
     return False
 
 

@@ -58,13 +58,19 @@ def _tray_lines() -> list[str]:
     lines = [
         f"display: DISPLAY={display or '(unset)'} WAYLAND_DISPLAY={wayland or '(unset)'} "
         f"session={os.environ.get('XDG_SESSION_TYPE') or '?'} desktop={os.environ.get('XDG_CURRENT_DESKTOP') or '?'}",
-        f"pystray {_version_of('pystray')}, Pillow {_version_of('Pillow')}, PyGObject {_version_of('PyGObject')}",
+        f"pystray {_version_of('pystray')}, Pillow {_version_of('Pillow')}, dbus-fast {_version_of('dbus-fast')}, "
+        f"PyGObject {_version_of('PyGObject')} (only for the XEmbed fallback)",
     ]
+    if sys.platform.startswith("linux"):
+        lines.append(f"StatusNotifierWatcher on the session bus: {_sni_watcher()}")
     try:
-        backend = _with_timeout(load_backend)
-        lines.append(f"tray backend: {backend.name}")
-        if sys.platform.startswith("linux"):
-            lines.append(f"StatusNotifierWatcher on the session bus: {_sni_watcher_present()}")
+        backend = _with_timeout(lambda: load_backend(sni_wait=0))
+        if backend.waiting:
+            lines.append(f"tray backend: sni, headless until a StatusNotifierWatcher appears — {backend.note}")
+        elif backend.name == "sni":
+            lines.append("tray backend: sni (StatusNotifierItem + dbusmenu over D-Bus, no toolkit)")
+        else:
+            lines.append(f"tray backend: {backend.name}" + (f" (fallback: {backend.note})" if backend.note else ""))
     except TrayUnavailable as e:
         lines.append(f"tray backend: none — {e} (broxy-tray runs headless)")
     except Exception as e:
@@ -72,20 +78,18 @@ def _tray_lines() -> list[str]:
     return lines
 
 
-def _sni_watcher_present() -> str:
+def _sni_watcher() -> str:
     try:
-        from gi.repository import Gio, GLib
+        from .sni import probe_watcher
 
-        def ask() -> bool:
-            bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
-            reply = bus.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                  "NameHasOwner", GLib.Variant("(s)", ("org.kde.StatusNotifierWatcher",)),
-                                  None, 0, 2000, None)
-            return bool(reply.unpack()[0])
-
-        return "yes" if _with_timeout(ask) else "no (the icon falls back to the XEmbed system tray)"
+        probe = probe_watcher()
     except Exception as e:
-        return f"unknown ({type(e).__name__})"
+        return f"unknown ({type(e).__name__}: {e})"
+    if probe.error:
+        return f"unknown ({probe.error})"
+    if not probe.owner:
+        return "none (the panel shows no StatusNotifierItems; broxy-tray falls back to XEmbed or headless)"
+    return f"owned by {probe.describe()}"
 
 
 def _notification_lines() -> list[str]:

@@ -1,23 +1,16 @@
-"""The tray: pystray glue, the Linux backend choice, and the runner that owns the threads (DESIGN §4).
+"""The tray runner: the App on an asyncio loop, a menu model for every snapshot, clicks turned into intents.
 
-Threads:
-- main thread: the toolkit (pystray's `run()`; GLib on Linux, AppKit on macOS);
-- "broxy-loop": one asyncio loop running the `App`, the notifications and every intent.
-
-The UI thread only ever reads immutable `AppState` snapshots. Store changes
-(loop thread) post one coalesced refresh to the UI thread; a refresh turns the
-latest snapshot into a menu model (`menu.build_menu`) and rebuilds the pystray
-menu only if the model changed. A change that only ticks a sign-in countdown
-is throttled to one rebuild per second; any other change shows at once. Menu
-callbacks never block: intents go to the loop with `run_coroutine_threadsafe`,
-openers run in daemon threads.
-
-Backend choice on Linux: appindicator (StatusNotifierItem, falling back to
-XEmbed) or gtk (XEmbed) when PyGObject and GTK 3 are usable; never the xorg
-backend, which has no menu and whose clicks do not arrive, unless the user
-asks for it with PYSTRAY_BACKEND. Anything that fails raises
-`TrayUnavailable` with one line saying what to install; the caller then runs
-headless.
+`TrayRunner` is what every tray backend shares: it builds the menu model
+(`menu.build_menu`) from the latest immutable `AppState`, coalesces store
+changes into one refresh, throttles refreshes that only tick a sign-in
+countdown to one per second (any other change shows at once), and maps each
+menu `Action` to an App intent or an OS action without ever blocking. A
+backend subclass draws: `sni.SniTray` (Linux: StatusNotifierItem + dbusmenu
+over D-Bus, all on the loop thread) or `_pystray_tray.PystrayTray` (macOS,
+Windows, and the Linux XEmbed fallback: the toolkit on the main thread, the
+loop in a "broxy-loop" thread). `_backend` chooses between them; anything
+that fails raises `TrayUnavailable` with one line saying what to install and
+the caller runs headless.
 """
 
 from __future__ import annotations
@@ -25,35 +18,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable, Protocol
 
 from .. import __version__
 from ..state import AppState
 from . import desktop
 from . import menu as m
-from .icons import IconKind, icon_kind, png_bytes, tray_image
+from ._backend import (  # the public surface other modules and tests import from here
+    GTK_BACKENDS,
+    LINUX_INSTALL_HINT,
+    SNI,
+    XEMBED_HINT,
+    TrayBackend,
+    TrayUnavailable,
+    choose_backend,
+    load_backend,
+    unavailable_reason,
+)
+
+__all__ = ["GTK_BACKENDS", "LINUX_INSTALL_HINT", "SNI", "XEMBED_HINT", "Autostart", "TrayBackend", "TrayRunner",
+           "TrayUnavailable", "choose_backend", "load_backend", "run_tray", "unavailable_reason"]
+from .icons import IconKind, png_bytes
 
 log = logging.getLogger(__name__)
 
-GTK_BACKENDS = ("appindicator", "gtk")
 COUNTDOWN_REFRESH_SECONDS = 1.0
-
-LINUX_INSTALL_HINT = (
-    "install the tray extra: pip install 'broxy-tray[tray]' "
-    "(Debian/Ubuntu first: apt install gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 "
-    "libgirepository1.0-dev libcairo2-dev pkg-config)"
-)
-
-
-class TrayUnavailable(Exception):
-    """No tray here; the message is one line for the user (what is missing, what to install)."""
 
 
 class Autostart(Protocol):
@@ -64,104 +57,6 @@ class Autostart(Protocol):
     def enable(self) -> Any: ...
 
     def disable(self) -> Any: ...
-
-
-@dataclass(frozen=True)
-class TrayBackend:
-    name: str  # "appindicator" | "gtk" | "darwin" | "win32" | "xorg" (only when asked for)
-    pystray: ModuleType
-
-    @property
-    def glib(self) -> bool:
-        return self.name in GTK_BACKENDS
-
-
-# -- backend choice ------------------------------------------------------------------------------
-
-
-def choose_backend(environ: dict[str, str] | None = None, platform: str | None = None) -> str:
-    """The pystray backend to use here, or `TrayUnavailable` saying why there is none."""
-    env = os.environ if environ is None else environ
-    platform = platform or sys.platform
-    if platform == "darwin":
-        return "darwin"
-    if platform == "win32":
-        return "win32"
-    explicit = env.get("PYSTRAY_BACKEND", "").strip()
-    if explicit:
-        if explicit == "xorg":
-            log.warning("PYSTRAY_BACKEND=xorg: this backend has no menu; clicks may not arrive")
-        return explicit
-    if not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
-        raise TrayUnavailable("no display (DISPLAY and WAYLAND_DISPLAY are unset)")
-    try:
-        import gi
-    except Exception:
-        raise TrayUnavailable(f"no tray backend: PyGObject is not installed; {LINUX_INSTALL_HINT}") from None
-    # A tray icon draws nothing with OpenGL, but GDK probes GLX when it opens the display and so
-    # maps the whole GL driver (Mesa with LLVM: ~50 MiB). GDK reads this once, when it initialises.
-    os.environ.setdefault("GDK_GL", "disable")
-    try:
-        gi.require_version("Gtk", "3.0")
-        from gi.repository import Gtk
-    except Exception:
-        raise TrayUnavailable("no tray backend: GTK 3 is not available to PyGObject "
-                              "(Debian/Ubuntu: apt install gir1.2-gtk-3.0)") from None
-    try:
-        ok = Gtk.init_check()[0]
-    except Exception:
-        ok = False
-    if not ok:
-        shown = env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
-        raise TrayUnavailable(f"GTK cannot open the display {shown}")
-    for namespace in ("AyatanaAppIndicator3", "AppIndicator3"):
-        try:
-            gi.require_version(namespace, "0.1")
-            return "appindicator"
-        except Exception:
-            continue
-    return "gtk"
-
-
-def load_backend(environ: dict[str, str] | None = None, platform: str | None = None) -> TrayBackend:
-    """Choose a backend and import pystray with it. Any exception from pystray means "no tray"."""
-    name = choose_backend(environ, platform)
-    candidates = [name] + (["gtk"] if name == "appindicator" else [])
-    errors = []
-    for candidate in candidates:
-        module = _import_pystray(candidate)
-        if isinstance(module, ModuleType):
-            return TrayBackend(candidate, module)
-        errors.append(f"{candidate}: {module}")
-    hint = f"; {LINUX_INSTALL_HINT}" if (platform or sys.platform).startswith("linux") else ""
-    raise TrayUnavailable(f"no tray backend works ({'; '.join(errors)}){hint}")
-
-
-def _import_pystray(backend: str) -> ModuleType | str:
-    previous = os.environ.get("PYSTRAY_BACKEND")
-    os.environ["PYSTRAY_BACKEND"] = backend  # pystray reads it at import time
-    try:
-        import pystray
-
-        return pystray
-    except Exception as e:  # without a display it raises Xlib errors, not ImportError
-        for name in [k for k in sys.modules if k == "pystray" or k.startswith("pystray.")]:
-            del sys.modules[name]
-        return f"{type(e).__name__}: {e}"
-    finally:  # keep it out of the servers' environment
-        if previous is None:
-            os.environ.pop("PYSTRAY_BACKEND", None)
-        else:
-            os.environ["PYSTRAY_BACKEND"] = previous
-
-
-def unavailable_reason() -> str:
-    """Why the tray cannot run here ('' when it can). Imports the toolkit when it can."""
-    try:
-        load_backend()
-    except TrayUnavailable as e:
-        return str(e)
-    return ""
 
 
 # -- tracing (benchmarks) ------------------------------------------------------------------------
@@ -179,7 +74,7 @@ def _trace(what: str) -> None:
 
 
 class TrayRunner:
-    """Runs the App on a loop thread and the tray on the calling (main) thread. `run()` returns the exit code."""
+    """What every tray backend shares. Subclasses implement `run()`, `_call_in_gui()` and `_show()`."""
 
     def __init__(
         self,
@@ -198,7 +93,6 @@ class TrayRunner:
         self.version = version
         self._app_factory = app_factory
         self.exit_code = 0
-        self._pystray = backend.pystray
         self._loop: asyncio.AbstractEventLoop | None = None
         self._app: Any = None
         self._notes: Any = None
@@ -214,102 +108,57 @@ class TrayRunner:
         self._autostart_on: bool | None = None
         self._importable: tuple[str, ...] = ()  # clients whose servers mcp.json lacks ("Import from …")
         self._offer: Any = None  # importer.ImportOffer, made on first use (keeps the importer off the start path)
-        self._icon: Any = None
-        self._thread: threading.Thread | None = None
 
-    # main thread
+    # what a backend implements
 
     def run(self) -> int:
-        pystray = self._pystray
+        """Run until Quit (on the calling, main thread); returns the exit code."""
+        raise NotImplementedError
+
+    def _call_in_gui(self, fn: Callable[[], Any]) -> None:
+        """Run `fn` on the thread that draws, soon (callable from any thread)."""
+        raise NotImplementedError
+
+    def _show(self, state: AppState, model: tuple[m.MenuItem, ...], menu_changed: bool) -> None:
+        """Draw `state` (icon, title) and, when `menu_changed`, `model` (on the thread that draws)."""
+        raise NotImplementedError
+
+    async def _ui_start(self) -> None:
+        """On the loop, before the App exists (backends living on the loop put their icon up here)."""
+
+    async def _ui_stop(self) -> None:
+        """On the loop, after the App shut down."""
+
+    def _attach(self, app: Any) -> Callable[[], None]:
+        """On the loop, once the App exists: anything else that follows its store; returns its closer."""
+        return lambda: None
+
+    def _initial_model(self) -> tuple[m.MenuItem, ...]:
         if self.autostart is not None:
             self._autostart_on = self._read_autostart()
         self._model = m.build_menu(self._latest, version=self.version, autostart=self._autostart_on,
                                    log_dir=str(self.log_dir or ""), importable=self._importable)
-        self._kind = IconKind.IDLE
-        self._title = f"{m.APP_NAME} — starting…"
-        self._icon = pystray.Icon("broxy-tray", tray_image(self._kind), self._title,
-                                  menu=pystray.Menu(*self._to_pystray(self._model)))
-        self._thread = threading.Thread(target=self._loop_main, name="broxy-loop", daemon=True)
-        self._thread.start()
-        if not self.backend.glib:
-            self._install_signal_handlers()
-        _trace("tray run")
-        try:
-            self._icon.run(self._setup)
-        finally:
-            self.request_quit()
-            if self._thread is not None:
-                self._thread.join(timeout=30)
-                if self._thread.is_alive():
-                    log.error("the app did not shut down within 30 s")
-                    self.exit_code = self.exit_code or 1
-        _trace("tray exit")
-        return self.exit_code
-
-    def _setup(self, icon: Any) -> None:  # pystray's setup thread, once the toolkit loop runs
-        icon.visible = True
-        if self._thread is not None and not self._thread.is_alive():  # the app ended before the tray ran
-            icon.stop()
-            return
-        if self.backend.glib:
-            self._call_in_gui(self._install_glib_signal_handlers)
-            self._call_in_gui(self._set_tooltip)
-        _trace("tray visible")
-        log.info("tray icon shown (backend %s)", self.backend.name)
-
-    def _install_signal_handlers(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                signal.signal(sig, lambda *_: self.request_quit())
-            except (ValueError, OSError):
-                pass
-
-    def _install_glib_signal_handlers(self) -> None:
-        from gi.repository import GLib
-
-        def on_signal(*_: Any) -> bool:
-            self.request_quit()
-            return True
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, on_signal)  # pystray resets SIGINT; take it back
-
-    def _call_in_gui(self, fn: Callable[[], Any]) -> None:
-        """Run `fn` on the toolkit's thread soon (callable from any thread)."""
-        if self.backend.glib:
-            from gi.repository import GLib
-
-            def once() -> bool:
-                try:
-                    fn()
-                except Exception:
-                    log.exception("tray update failed")
-                return False
-
-            GLib.idle_add(once)
-        elif self.backend.name == "darwin":
-            from PyObjCTools import AppHelper  # type: ignore[import-not-found]
-
-            AppHelper.callAfter(fn)
-        else:
-            fn()
+        return self._model
 
     # loop thread
 
-    def _loop_main(self) -> None:
-        try:
-            asyncio.run(self._amain())
-        except Exception:
-            log.exception("the app loop failed")
-            self.exit_code = 1
-        finally:
-            if self._icon is not None:
-                self._icon.stop()
-
     async def _amain(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self._ui_start()
+        except Exception as e:
+            log.error("the tray could not start: %s", e)
+            log.debug("tray start failure", exc_info=True)
+            self.exit_code = 1
+            return
+        try:
+            await self._run_app()
+        finally:
+            await self._ui_stop()
+
+    async def _run_app(self) -> None:
         from .notifications import DesktopNotifications
 
-        self._loop = asyncio.get_running_loop()
         if self._app_factory is not None:
             app = self._app_factory(self.config_path)
         else:
@@ -319,6 +168,7 @@ class TrayRunner:
         self._app = app
         self._notes = DesktopNotifications(app, open_url=desktop.open_url, icon_png=png_bytes(IconKind.AVAILABLE, 128))
         unsubscribe = app.store.subscribe(self._on_state)
+        detach = self._attach(app)
         if self._quit_early:
             app.request_quit()
         control = None
@@ -342,6 +192,7 @@ class TrayRunner:
                 await app.shutdown()
             finally:
                 unsubscribe()
+                detach()
                 await self._notes.close()
 
     def request_quit(self) -> None:
@@ -385,50 +236,14 @@ class TrayRunner:
         self._last_refresh = time.monotonic()
         model = m.build_menu(state, version=self.version, autostart=self._autostart_on,
                              log_dir=str(self.log_dir or ""), importable=self._importable)
-        icon = self._icon
-        if model != self._model:
+        changed = model != self._model
+        if changed:
             self._model = model
-            icon.menu = self._pystray.Menu(*self._to_pystray(model))
+        self._show(state, model, changed)
+        if changed:
             _trace(f"menu {state.revision}")
-        kind = icon_kind(state)
-        if kind != self._kind:
-            self._kind = kind
-            icon.icon = tray_image(kind)
-        t = m.title(state)
-        if t != self._title:
-            self._title = t
-            icon.title = t
-            if self.backend.glib:
-                self._set_tooltip()
 
-    def _set_tooltip(self) -> None:
-        status_icon = getattr(self._icon, "_status_icon", None)  # gtk backend: the title is not the tooltip
-        if status_icon is not None:
-            status_icon.set_tooltip_text(self._title)
-
-    def _to_pystray(self, items: tuple[m.MenuItem, ...]) -> list[Any]:
-        pystray = self._pystray
-        out: list[Any] = []
-        for it in items:
-            if it.separator:
-                out.append(pystray.Menu.SEPARATOR)
-            elif it.submenu:
-                out.append(pystray.MenuItem(it.label, pystray.Menu(*self._to_pystray(it.submenu)), enabled=it.enabled))
-            else:
-                action = it.action
-                out.append(pystray.MenuItem(
-                    it.label,
-                    self._callback(action) if action else None,
-                    enabled=it.enabled and action is not None,
-                    checked=_constant(it.checked) if it.checked is not None else None,
-                ))
-        return out
-
-    def _callback(self, action: m.Action) -> Callable[[Any, Any], None]:
-        def on_click(icon: Any, item: Any) -> None:  # pystray counts the arguments: exactly two
-            self._dispatch(action)
-
-        return on_click
+    # UI thread
 
     def _dispatch(self, action: m.Action) -> None:
         """A menu click (UI thread): hand it on and return at once."""
@@ -450,7 +265,8 @@ class TrayRunner:
         elif k == m.OPEN_SIGN_IN and payload:
             desktop.open_url(payload)
         elif k in (m.COPY_SIGN_IN, m.COPY_ERROR) and payload:
-            desktop.copy_text(payload, gtk=self.backend.glib)
+            if not desktop.copy_text(payload, gtk=self.backend.glib):
+                self._message(f"could not copy to the clipboard: {desktop.CLIPBOARD_HINT}")
         elif k == m.OPEN_CONFIG:
             desktop.open_path(payload or self.config_path)
         elif k == m.COPY_CLIENT_CONFIG:
@@ -584,13 +400,6 @@ class TrayRunner:
         asyncio.run_coroutine_threadsafe(run(), self._loop)
 
 
-def _constant(value: bool) -> Callable[[Any], bool]:
-    def checked(item: Any) -> bool:
-        return value
-
-    return checked
-
-
 def run_tray(config_path: Path, backend: TrayBackend | None = None, *, autostart: Autostart | None = None,
              log_dir: Path | None = None, app_factory: Callable[[Path], Any] | None = None) -> int:
     """Run the tray for `config_path` on this (main) thread until Quit; returns the exit code."""
@@ -599,11 +408,24 @@ def run_tray(config_path: Path, backend: TrayBackend | None = None, *, autostart
         from .._logging import default_log_dir
 
         log_dir = default_log_dir()
-    return TrayRunner(config_path, backend, autostart=autostart, log_dir=log_dir, app_factory=app_factory).run()
+    if backend.waiting:
+        log.info("tray: %s; headless until a StatusNotifierWatcher appears", backend.note)  # cli said it
+    elif backend.note:  # e.g. no StatusNotifierWatcher: say why this is the XEmbed fallback
+        log.warning("tray: %s; using the XEmbed fallback (%s)", backend.note, backend.name)
+    runner: type[TrayRunner]
+    if backend.name == SNI:
+        from .sni._runner import SniTray
+
+        runner = SniTray
+    else:
+        from ._pystray_tray import PystrayTray
+
+        runner = PystrayTray
+    return runner(config_path, backend, autostart=autostart, log_dir=log_dir, app_factory=app_factory).run()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m broxy_tray.ui.tray [--config PATH]`: what `broxy-tray` does on a desktop (until cli.py calls run_tray)."""
+    """`python -m broxy_tray.ui.tray [--config PATH]`: the tray only (no headless fallback; tests and benchmarks)."""
     import argparse
 
     from .._instance import AlreadyRunning, InstanceLock

@@ -76,3 +76,36 @@ def tray_app(desktop: Desktop, user_env: dict[str, str]):
         desktop.procs.stop(app.proc)
 
 
+
+@pytest.fixture(scope="session")
+def no_gi_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PYTHONPATH entry whose `gi` package fails to import: a process started with it has no PyGObject."""
+    d = tmp_path_factory.mktemp("no-gi")
+    (d / "gi").mkdir()
+    (d / "gi" / "__init__.py").write_text("raise ImportError('PyGObject is blocked in this test')\n")
+    return d
+
+
+@pytest.fixture
+def sni_app(desktop: Desktop, user_env: dict[str, str], no_gi_path: Path):
+    """`broxy-tray --config PATH run` on the private desktop with `import gi` failing (no PyGObject)."""
+    started: list[subprocess.Popen] = []
+
+    def start(config: Path, extra_env: dict[str, str] | None = None, *, block_gi: bool = True) -> subprocess.Popen:
+        env = {**user_env, **(extra_env or {})}
+        for k in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "NO_AT_BRIDGE", "GTK_A11Y"):
+            env[k] = desktop.env[k]
+        if block_gi:
+            env["PYTHONPATH"] = str(no_gi_path)
+        out = config.parent / "app.out"
+        p = desktop.procs.start([sys.executable, "-m", "broxy_tray", "--config", str(config), "run"], env=env,
+                                stdout=open(out, "w"), stderr=subprocess.STDOUT, cwd=str(config.parent))
+        p.out = out  # type: ignore[attr-defined]
+        p.log = Path(env["XDG_STATE_HOME"]) / "broxy" / "log" / "broxy-tray.log"  # type: ignore[attr-defined]
+        p.env = env  # type: ignore[attr-defined]
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        desktop.procs.stop(p)

@@ -1,4 +1,5 @@
-"""Regenerate docs/menu.png: the real tray menu (GTK, XEmbed in trayer, private Xvfb) over a scripted state.
+"""Regenerate docs/menu.png: the real tray menu as xfce4-panel draws it (StatusNotifierItem + dbusmenu,
+private Xvfb and session bus) over a scripted state.
 
     .venv/bin/python tests/ui/make_menu_screenshot.py [docs/menu.png]
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +39,7 @@ def child(config_path: str) -> int:
     """The tray process: the real TrayRunner and App, with a runner that only sets statuses."""
     from broxy_tray.app import App
     from broxy_tray.state import ServerStatus
-    from broxy_tray.ui.tray import TrayRunner, load_backend
+    from broxy_tray.ui.tray import load_backend, run_tray
 
     async def demo_runner(server, config, store):  # type: ignore[no-untyped-def]
         if server.id == "github":
@@ -55,12 +57,11 @@ def child(config_path: str) -> int:
         app.store.set_storage("Secret Service")
         return app
 
-    runner = TrayRunner(Path(config_path), load_backend(), app_factory=factory, log_dir=Path(config_path).parent)
-    return runner.run()
+    return run_tray(Path(config_path), load_backend(), app_factory=factory, log_dir=Path(config_path).parent)
 
 
 def main(out: Path) -> None:
-    from ui_testlib import Desktop, Procs, wait_for
+    from ui_testlib import Desktop, Procs, TrayMenu, wait_for
 
     procs = Procs()
     work = Path(tempfile.mkdtemp(prefix="broxy-shot-"))
@@ -68,22 +69,26 @@ def main(out: Path) -> None:
         xvfb = procs.start(["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
                            stdout=subprocess.PIPE, text=True)
         env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "PYSTRAY_BACKEND")}
-        env.update(DISPLAY=f":{xvfb.stdout.readline().strip()}", NO_AT_BRIDGE="1",
-                   XDG_STATE_HOME=str(work / "state"), XDG_CACHE_HOME=str(work / "cache"))
+        home = work / "home"
+        conf = home / ".config" / "xfce4" / "xfconf" / "xfce-perchannel-xml"
+        conf.mkdir(parents=True)
+        shutil.copy(HERE / "xfce4-panel.xml", conf / "xfce4-panel.xml")
+        env.update(DISPLAY=f":{xvfb.stdout.readline().strip()}", NO_AT_BRIDGE="1", HOME=str(home),
+                   XDG_CONFIG_HOME=str(home / ".config"), XDG_STATE_HOME=str(work / "state"),
+                   XDG_CACHE_HOME=str(work / "cache"))
         bus = procs.start(["dbus-daemon", "--session", "--nofork", "--print-address=1"], env=env,
                           stdout=subprocess.PIPE, text=True)
         env["DBUS_SESSION_BUS_ADDRESS"] = bus.stdout.readline().strip()
         d = Desktop(env, env["DBUS_SESSION_BUS_ADDRESS"], work, procs)
-        procs.start(["trayer", "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "120",
-                     "--height", "32", "--SetDockType", "true", "--transparent", "false", "--tint", "0x303030"],
-                    env=env)
-        wait_for(lambda: '"panel"' in d.run("xwininfo", "-root", "-tree"), what="trayer")
+        procs.start(["xfce4-panel", "--disable-wm-check"], env=env)
+        wait_for(lambda: d.has_name("org.kde.StatusNotifierWatcher"), 30, what="xfce4-panel's watcher")
         cfg = work / "mcp.json"
         cfg.write_text(json.dumps(CONFIG, indent=2))
-        procs.start([sys.executable, __file__, "--child", str(cfg)], env=env, cwd=str(REPO))
-        x, y, w, h = wait_for(d.docked_icon, 15, what="icon docked")
-        time.sleep(1.5)
-        d.run("xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "1")
+        procs.start([sys.executable, __file__, "--child", str(cfg)], env=env, cwd=str(REPO),
+                    stderr=open(work / "child.err", "w"))
+        TrayMenu(d).wait_label("✕ Jira")
+        time.sleep(1.5)  # let the panel draw the icon
+        d.run("xdotool", "mousemove", "12", "13", "click", "1")  # the panel's only plugin: the icon at its left
         time.sleep(0.8)
         d.run("xdotool", "key", "Down", "Down", "Right")  # open "Secured MCP"'s submenu
         time.sleep(0.8)
@@ -92,12 +97,19 @@ def main(out: Path) -> None:
         from PIL import Image
 
         img = Image.open(full).convert("RGB")
-        # the menu's box: the light area under the panel, from the submenu's left edge to the screen's right edge
+        # the menus' box: from the top left, as far as the menus reach before the black desktop
         grey = img.convert("L")
-        cols = [c for c in range(img.width) if grey.getpixel((c, 120)) > 200]
-        rows = [r for r in range(40, img.height) if grey.getpixel((img.width - 30, r)) > 200]
-        left, bottom = (min(cols) if cols else 300), (max(rows) if rows else 400)
-        img.crop((max(0, left - 8), 0, img.width, min(img.height, bottom + 10))).save(out, optimize=True)
+        rows = [r for r in range(40, img.height) if grey.getpixel((20, r)) > 200]
+        bottom = max(rows) if rows else 400
+
+        def reach(r: int) -> int:
+            x = 2
+            while x < img.width and grey.getpixel((x, r)) > 60:
+                x += 1
+            return x
+
+        right = max(reach(r) for r in range(40, bottom))
+        img.crop((0, 0, min(img.width, right + 10), min(img.height, bottom + 10))).save(out, optimize=True)
         print(out)
     finally:
         procs.stop_all()

@@ -22,23 +22,25 @@ def test_platform_backends_and_explicit_choice():
     assert choose_backend({"PYSTRAY_BACKEND": "gtk"}, "linux") == "gtk"
 
 
-def test_without_pygobject_the_message_says_what_to_install(tmp_path):
-    # a child where `import gi` fails, with a display set: one line naming the extra and the Debian packages
+def test_without_a_session_bus_or_pygobject_the_message_says_why_and_what_to_install(tmp_path):
+    # a child with a display but no session bus, where `import gi` fails: one line, the reason, the extra, the packages
     (tmp_path / "gi.py").write_text("raise ImportError('no gi here')\n")
     code = ("from broxy_tray.ui.tray import load_backend, TrayUnavailable\n"
             "try:\n    load_backend()\nexcept TrayUnavailable as e:\n    print(e)\n")
-    env = dict(os.environ, DISPLAY=":12345", PYTHONPATH=str(tmp_path))
-    env.pop("PYSTRAY_BACKEND", None)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSTRAY_BACKEND", "DBUS_SESSION_BUS_ADDRESS")}
+    env.update(DISPLAY=":12345", PYTHONPATH=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stdout
-    assert "PyGObject is not installed" in out and "broxy-tray[tray]" in out and "gir1.2-gtk-3.0" in out
+    assert out.startswith("no session bus (DBUS_SESSION_BUS_ADDRESS is unset); "), out
+    assert "PyGObject, which is not installed" in out and "broxy-tray[xembed]" in out and "gir1.2-gtk-3.0" in out
     assert len(out.strip().splitlines()) == 1
 
 
 def test_unreachable_display_is_reported_not_raised():
     pytest.importorskip("gi")
     code = ("from broxy_tray.ui.tray import unavailable_reason\nprint(repr(unavailable_reason()))\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYSTRAY_BACKEND", "WAYLAND_DISPLAY")}
-    env["DISPLAY"] = ":54321"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYSTRAY_BACKEND", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}
+    env.update(DISPLAY=":54321", XDG_RUNTIME_DIR=os.path.dirname(os.path.abspath(__file__)))  # no session bus
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert "cannot open the display :54321" in r.stdout, r.stdout + r.stderr
 

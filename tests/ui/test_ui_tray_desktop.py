@@ -27,7 +27,8 @@ def save(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def test_icon_docks_and_the_menu_opens(desktop, tray_app, tmp_path):
+def test_without_a_watcher_the_icon_docks_through_xembed_and_the_menu_opens(desktop, tray_app, tmp_path):
+    # no StatusNotifierWatcher on the bus (an XEmbed-only panel: trayer): the PyGObject/pystray fallback
     import psutil
     from PIL import Image
 
@@ -35,8 +36,10 @@ def test_icon_docks_and_the_menu_opens(desktop, tray_app, tmp_path):
         "files": stdio_entry("ui-dock-files", name="Local files"),
         "off": stdio_entry("ui-dock-off", name="Off one", enabled=False),
     })
-    app = tray_app(cfg)
+    app = tray_app(cfg, {"BROXY_SNI_WAIT": "0.2"})
     x, y, w, h = wait_for(desktop.docked_icon, 15, what="the icon docked in trayer")
+    assert "no StatusNotifierWatcher on the session bus" in app.log_text()
+    assert "using the XEmbed fallback (appindicator)" in app.log_text()
     assert (w, h) != (0, 0)
     wait_for(lambda: "available: 3 tools" in app.log_text(), 15, what="the server connected")
     time.sleep(0.3)
@@ -182,6 +185,7 @@ def test_sign_in_notification_countdown_cancel_and_reopen(desktop, sni_watcher, 
     desktop.close_all()
     menu.click("○ Secured MCP", "Enable")
     first = menu.wait_label("◐ Secured MCP — Authorization: ", 20)
+    assert wait_for(lambda: menu.sni("Status") == "NeedsAttention", 5, what="the item asking for attention")
     try:
         wait_for(lambda: desktop.displayed() >= 1, 10, what="the sign-in notification")
     except TimeoutError:
@@ -204,6 +208,7 @@ def test_sign_in_notification_countdown_cancel_and_reopen(desktop, sni_watcher, 
     assert ("Server Authorization", "Authorize Secured MCP") in texts, texts
     assert ("broxy-tray", "Secured MCP: sign-in cancelled") in texts, texts
 
+    assert wait_for(lambda: menu.sni("Status") == "Active", 5, what="the item back to Active")
     # enable again; clicking the prompt reopens the sign-in page; Cancel from the menu ends it
     menu.click("○ Secured MCP", "Enable")
     menu.wait_label("◐ Secured MCP — Authorization: ", 20)

@@ -66,7 +66,7 @@ def _need_desktop() -> None:
         gi.require_version("AyatanaAppIndicator3", "0.1")
     except Exception as e:
         pytest.skip(f"desktop tests need PyGObject with GTK 3 and Ayatana AppIndicator "
-                    f"(pip install -e '.[tray]'; apt install gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1): {e}")
+                    f"(pip install -e '.[xembed]'; apt install gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1): {e}")
 
 
 class Procs:
