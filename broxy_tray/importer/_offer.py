@@ -55,6 +55,7 @@ class ImportOffer:
         text = (f"Imported {len(added)} server{'s' if len(added) != 1 else ''} from "
                 f"{', '.join(result.plan.clients)}: {', '.join(added)}.")
         if result.to_set:
-            names = ", ".join(dict.fromkeys(n for n, _ in result.to_set))
-            text += f" Set {names} with: broxy-tray secret set NAME"
+            names = list(dict.fromkeys(n for n, _ in result.to_set))
+            text += (" Not stored in the keyring, so still to set (\"Set NAME…\" in the server's menu, or in a "
+                     "terminal): " + "; ".join(f"broxy-tray secret set {n}" for n in names) + ".")
         return text

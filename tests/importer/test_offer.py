@@ -16,7 +16,7 @@ def test_offer_lists_clients_then_imports_and_confirms(home):
     assert offer.refresh() == ("Claude Desktop", "Windsurf")
     text = offer.run()
     assert text.startswith("Imported 3 servers from Claude Desktop, Windsurf: github, filesystem, w.")
-    assert "Set GITHUB_PERSONAL_ACCESS_TOKEN with: broxy-tray secret set NAME" in text
+    assert "still to set" in text and "broxy-tray secret set GITHUB_PERSONAL_ACCESS_TOKEN" in text
     assert "ghp_desktopSECRET0001" not in text
     assert offer.clients == ()  # nothing left to offer
     assert offer.run() == "Nothing new to import: mcp.json already has these servers."
