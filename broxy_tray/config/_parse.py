@@ -35,7 +35,7 @@ from ._model import (
     ServerConfig,
     Transport,
 )
-from ._spans import Path, SpanMap
+from ._spans import Path, SpanMap, check_limits
 
 SERVER_KEYS = frozenset(
     {"name", "transport", "type", "command", "args", "env", "cwd", "url", "headers", "enabled", "auth"}
@@ -88,14 +88,7 @@ def dotted(path: Path) -> str:
 def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None) -> Config:
     """Parse and validate a whole file. Raises `ConfigFileError` only for file-level problems."""
     env = os.environ if environ is None else environ
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigFileError(
-            ConfigIssue(file=file, message=f"invalid JSON: {e.msg}", line=e.lineno, column=e.colno)
-        ) from None
-    except RecursionError:
-        raise ConfigFileError(ConfigIssue(file=file, message="invalid JSON: nested too deeply")) from None
+    data = load_json(text, file)
     spans = SpanMap(text)
     ctx = _Context(file, spans, env)
     if not isinstance(data, dict):
@@ -123,6 +116,25 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | None = None)
         presets=presets,
         endpoint=endpoint,
     )
+
+
+def load_json(text: str, file: str) -> Any:
+    """`json.loads`, with every failure a located `ConfigFileError` (never RecursionError or ValueError)."""
+    over = check_limits(text)
+    if over is not None:
+        offset, reason = over
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        raise ConfigFileError(ConfigIssue(file=file, message=f"invalid JSON: {reason}", line=line, column=column))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigFileError(
+            ConfigIssue(file=file, message=f"invalid JSON: {e.msg}", line=e.lineno, column=e.colno)
+        ) from None
+    except (RecursionError, ValueError) as e:  # past check_limits: should not happen; still located
+        what = "nested too deeply" if isinstance(e, RecursionError) else "a value Python cannot read"
+        raise ConfigFileError(ConfigIssue(file=file, message=f"invalid JSON: {what}", line=1, column=1)) from None
 
 
 def _parse_endpoint(ctx: "_Context", data: dict[str, Any]) -> EndpointConfig | None:

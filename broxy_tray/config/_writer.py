@@ -11,7 +11,6 @@ their newer text instead of overwriting it.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import threading
@@ -60,11 +59,13 @@ def edit_enabled(text: str, server_id: str, enabled: bool, *, file: str = "mcp.j
     """Return `text` with the server's `enabled` member set; pure, for tests and dry runs."""
     bom = _BOM if text.startswith(_BOM) else ""
     body = text[len(bom):]
+    from ._parse import ConfigFileError, load_json
+
     try:
-        data = json.loads(body)
-    except json.JSONDecodeError as e:
+        data = load_json(body, file)
+    except ConfigFileError as e:
         raise ConfigWriteError(
-            f"{file}:{e.lineno}:{e.colno}: fix this JSON error first ({e.msg}); "
+            f"{e.issue.location()}: fix this JSON error first ({e.issue.message.removeprefix('invalid JSON: ')}); "
             f"\"enabled\" for {server_id!r} was not written"
         ) from None
     entry = data.get("mcpServers", {}).get(server_id) if isinstance(data, dict) else None
