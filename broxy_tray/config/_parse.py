@@ -63,6 +63,8 @@ ENDPOINT_KEYS = frozenset({"port", "enabled"})
 PRESET_KEYS = frozenset({"servers", "tools", "description"})
 _PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _MAX_TIMEOUT = 24 * 3600.0
+TOOL_SEPARATOR = "__"
+"""Between server id and tool name in the names clients see (`proxy._names.SEPARATOR` is this)."""
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
@@ -223,7 +225,7 @@ def _build_preset(
     for i, tool in enumerate(tools):
         if not tool:
             raise _EntryError(base + ("tools", i), "a tool name must not be empty")
-        if not any(tool.startswith(f"{sid}__") and len(tool) > len(sid) + 2 for sid in server_ids):
+        if not any(tool.startswith(f"{sid}{TOOL_SEPARATOR}") and len(tool) > len(sid) + 2 for sid in server_ids):
             ctx.warn(
                 base + ("tools", i),
                 f"preset {name!r} names tool {tool!r}, which is not <serverId>__<toolName> of a server in mcpServers",
@@ -296,6 +298,11 @@ def _parse_server(ctx: _Context, sid: str, raw: Any) -> ServerConfig:
 
     if not sid.strip():
         return fail(base, "server id must not be empty", key=True)
+    if TOOL_SEPARATOR in sid:
+        # tools are offered as <serverId>__<tool>: with "__" in ids, "x__a__b" could be server "x"'s
+        # tool "a__b" or server "x__a"'s tool "b" (in presets and in clients alike)
+        return fail(base, f"server id {sid!r} must not contain {TOOL_SEPARATOR!r}: tools are offered as "
+                          f"<serverId>{TOOL_SEPARATOR}<toolName>, so the name would be ambiguous", key=True)
     if not isinstance(raw, dict):
         return fail(base, f"server entry must be an object, not {_kind(raw)}")
     # name and enabled first, so even a broken entry shows its name and state
