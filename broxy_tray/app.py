@@ -24,6 +24,7 @@ from .config import (
     Plan,
     load_config,
     reconcile,
+    remove_stale_temp_copies,
     set_enabled,
 )
 from .servers import LiveRunner, ServerRunner, Supervisor
@@ -100,6 +101,7 @@ class App:
 
         Watching first means a save that lands during the first load is never missed.
         """
+        await asyncio.to_thread(remove_stale_temp_copies, self.config_path)  # a kill mid-save left them
         if getattr(self.credentials, "open", None) is None:  # a plain in-memory store
             self.store.set_storage(getattr(self.credentials, "description", "in memory for this run"))
         if self._watch:

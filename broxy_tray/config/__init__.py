@@ -13,7 +13,7 @@ from ._model import AuthConfig, Config, ConfigIssue, ServerConfig, Transport
 from ._parse import ConfigFileError, parse_config
 from ._reconcile import AuthAction, Plan, reconcile
 from ._watcher import ConfigWatcher
-from ._writer import ConfigWriteError, edit_enabled, set_enabled
+from ._writer import ConfigWriteError, edit_enabled, remove_stale_temp_copies, set_enabled
 
 __all__ = [
     "ENV_CONFIG",
@@ -35,6 +35,7 @@ __all__ = [
     "parse_config",
     "read_text",
     "reconcile",
+    "remove_stale_temp_copies",
     "resolve_config_path",
     "set_enabled",
 ]
