@@ -32,6 +32,9 @@ from .state import AuthNotice, ConfigEvent, ServerStatus, StateStore
 
 log = logging.getLogger(__name__)
 
+RELOAD_RETRY_MIN = 0.5
+RELOAD_RETRY_MAX = 10.0
+
 
 class IntentError(Exception):
     """A user intent cannot be carried out (unknown server, nothing to cancel, …); the message says why."""
@@ -91,6 +94,8 @@ class App:
         self._disabled_reasons: dict[str, str] = {}  # why a server was saved as disabled by us
         self._preloading: asyncio.Task[None] | None = None
         self._closing = False
+        self._reload_retry: asyncio.TimerHandle | None = None
+        self._reload_retry_delay = 0.0
 
     @property
     def config(self) -> Config | None:
@@ -117,6 +122,8 @@ class App:
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.stop)
             self._watcher = None
+        if self._reload_retry is not None:
+            self._reload_retry.cancel()
         for t in list(self._pending):
             t.cancel()
         if self._pending:
@@ -150,7 +157,10 @@ class App:
             config, text = await asyncio.to_thread(load_config, self.config_path, self._environ)
         except ConfigFileError as e:
             self._report_file_error(e.issue)
+            if e.transient:
+                self._retry_reload()
             return
+        self._reload_retry_delay = 0.0
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if digest == self._digest and self.store.state.config_error is None:
             return  # touched, not changed
@@ -181,6 +191,21 @@ class App:
                 "loaded" if first else "reloaded",
                 list(plan.start), list(plan.stop), list(plan.restart), list(plan.keep),
             )
+
+    def _retry_reload(self) -> None:
+        """Reading failed for lack of resources (no descriptor left): no file event will come, so
+        try again by ourselves, backing off from 0.5 s to 10 s, until a read succeeds."""
+        if self._closing or (self._reload_retry is not None and not self._reload_retry.cancelled()):
+            return
+        delay = min(RELOAD_RETRY_MAX, max(RELOAD_RETRY_MIN, self._reload_retry_delay * 2))
+        self._reload_retry_delay = delay
+        log.warning("will read %s again in %.1f s", self.config_path, delay)
+
+        def fire() -> None:
+            self._reload_retry = None
+            self._on_file_changed()
+
+        self._reload_retry = asyncio.get_running_loop().call_later(delay, fire)
 
     def _maybe_preload(self, config: Config) -> None:
         """Warm up, off the loop, what a server about to connect needs: secure storage (remote

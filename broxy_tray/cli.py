@@ -293,6 +293,9 @@ def _run(args: argparse.Namespace) -> int:
         except TrayUnavailable as e:
             print(f"broxy-tray: {e}; running headless in the terminal.", file=sys.stderr)
     log_file = setup_logging(getattr(args, "log_level", None) or "info")
+    from ._fdlimit import raise_open_file_limit
+
+    raise_open_file_limit()  # room for clients and servers; the HTTP endpoint caps its own share
     try:
         created = ensure_config(path)
     except OSError as e:

@@ -71,9 +71,11 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 class ConfigFileError(Exception):
     """The file cannot be used at all; `issue` says where and why."""
 
-    def __init__(self, issue: ConfigIssue) -> None:
+    def __init__(self, issue: ConfigIssue, *, transient: bool = False) -> None:
         super().__init__(str(issue))
         self.issue = issue
+        self.transient = transient
+        """The file may well be fine: reading it failed for lack of resources (EMFILE); try again later."""
 
 
 def dotted(path: Path) -> str:
