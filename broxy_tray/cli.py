@@ -309,6 +309,9 @@ def _run(args: argparse.Namespace) -> int:
     except AlreadyRunning as e:
         print(f"broxy-tray: {e}", file=sys.stderr)
         return EXIT_FAILURE
+    from .mcp._orphans import guard_children, release_children
+
+    guard_children(lock.path.with_suffix(""))  # servers left by a crashed run go; this run's die with it
     try:
         if backend is not None:
             from .autostart import Autostart
@@ -319,6 +322,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"broxy-tray {__version__}: config {path}; log {log_file}; Ctrl-C quits.", file=sys.stderr)
         return asyncio.run(_run_headless(path, json_lines))
     finally:
+        release_children()
         lock.release()
 
 

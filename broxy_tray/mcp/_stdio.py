@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import anyio
 import anyio.abc
 
+from . import _orphans
 from ._errors import ConnectError, one_line
 
 if TYPE_CHECKING:
@@ -153,6 +154,7 @@ class StdioTransport:
             process = await self._spawn()
             self._process = process
             self.pid = process.pid
+            _orphans.track(process.pid)  # the watchdog ends the group if the app dies without stopping it
             self._log.debug("started %s (pid %d)", self._server.command, process.pid)
 
             read_writer, read_stream = anyio.create_memory_object_stream[Any](0)
@@ -172,6 +174,7 @@ class StdioTransport:
                             write_stream.close()
                             read_stream.close()
                             await self._stop(process)
+                            _orphans.untrack(process.pid)
                         tg.cancel_scope.cancel()
             finally:
                 with anyio.CancelScope(shield=True):
