@@ -84,6 +84,8 @@ def dotted(path: Path) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not part.isprintable():  # a key with a line break or control character stays on one line
+            out += f"[{json.dumps(part)}]"
         else:
             out += ("." if out else "") + part
     return out

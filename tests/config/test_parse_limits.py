@@ -64,3 +64,10 @@ def test_running_app_reports_it_and_keeps_running(headless, tmp_path, save_confi
     assert ev["action"] == "reloaded" and ev["started"] == ["b"] and ev["unchanged"] == ["a"]
     assert h.stop() == 0
     assert "Traceback" not in h.stderr()
+
+
+def test_a_key_with_a_line_break_stays_on_one_line_in_messages():
+    config = parse_config('{"mcpServers": {}, "presets": {"cod\\ng": {"servers": []}}}', "mcp.json")
+    [error] = config.errors
+    assert error.path == 'presets["cod\\ng"]'
+    assert "\n" not in str(error) and str(error).startswith("mcp.json:1:")
