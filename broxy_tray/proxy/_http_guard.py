@@ -82,7 +82,7 @@ class ConnectionGuard:
         `backlog`): kept small, so a burst cannot take the descriptors first."""
         return max(4, min(32, self.limit // 2))
 
-    listen_queue = 1024
+    listen_queue = 4096
     """The kernel's queue of connections not yet accepted (they cost the app no descriptor): long, so
     that a burst of connections does not make the kernel drop a client's SYN (a 1 s retry)."""
 
