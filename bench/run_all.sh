@@ -12,3 +12,4 @@ done
 ../.venv/bin/python proxy_roundtrip.py
 ../.venv/bin/python proxy_memory.py
 ../.venv/bin/python tray_figures.py all
+../.venv/bin/python hardening.py all

@@ -26,6 +26,7 @@ from .config import (
     load_config,
     parse_config,
     reconcile,
+    remove_stale_temp_copies,
     set_enabled,
 )
 from .config._expand import Sources
@@ -33,6 +34,9 @@ from .servers import LiveRunner, ServerRunner, Supervisor
 from .state import AuthNotice, ConfigEvent, ServerStatus, StateStore
 
 log = logging.getLogger(__name__)
+
+RELOAD_RETRY_MIN = 0.5
+RELOAD_RETRY_MAX = 10.0
 
 
 class IntentError(Exception):
@@ -103,6 +107,8 @@ class App:
         self._disabled_reasons: dict[str, str] = {}  # why a server was saved as disabled by us
         self._preloading: asyncio.Task[None] | None = None
         self._closing = False
+        self._reload_retry: asyncio.TimerHandle | None = None
+        self._reload_retry_delay = 0.0
 
     @property
     def config(self) -> Config | None:
@@ -113,6 +119,7 @@ class App:
 
         Watching first means a save that lands during the first load is never missed.
         """
+        await asyncio.to_thread(remove_stale_temp_copies, self.config_path)  # a kill mid-save left them
         if getattr(self.credentials, "open", None) is None:  # a plain in-memory store
             self.store.set_storage(getattr(self.credentials, "description", "in memory for this run"))
         if self._watch:
@@ -128,6 +135,8 @@ class App:
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.stop)
             self._watcher = None
+        if self._reload_retry is not None:
+            self._reload_retry.cancel()
         for t in list(self._pending):
             t.cancel()
         if self._pending:
@@ -164,10 +173,14 @@ class App:
         try:
             config, text = await asyncio.to_thread(load_config, self.config_path, self._sources())
         except ConfigFileError as e:
+            self._secret_values = known  # nothing was re-read: keep what this run already had
             self._report_file_error(e.issue)
+            if e.transient:
+                self._retry_reload()
             return
         if await self._read_secrets(config.missing_variables(), known):
             config = await asyncio.to_thread(parse_config, text, str(self.config_path), self._sources())
+        self._reload_retry_delay = 0.0
         digest = self._digest_of(text)
         if digest == self._digest and self.store.state.config_error is None and not force:
             return  # touched, not changed
@@ -256,6 +269,21 @@ class App:
         except (SecretStoreUnavailable, InvalidSecretName, ValueError) as e:
             raise IntentError(f"could not store {name}: {e}") from None
         await self.secrets_changed()
+
+    def _retry_reload(self) -> None:
+        """Reading failed for lack of resources (no descriptor left): no file event will come, so
+        try again by ourselves, backing off from 0.5 s to 10 s, until a read succeeds."""
+        if self._closing or (self._reload_retry is not None and not self._reload_retry.cancelled()):
+            return
+        delay = min(RELOAD_RETRY_MAX, max(RELOAD_RETRY_MIN, self._reload_retry_delay * 2))
+        self._reload_retry_delay = delay
+        log.warning("will read %s again in %.1f s", self.config_path, delay)
+
+        def fire() -> None:
+            self._reload_retry = None
+            self._on_file_changed()
+
+        self._reload_retry = asyncio.get_running_loop().call_later(delay, fire)
 
     def _maybe_preload(self, config: Config) -> None:
         """Warm up, off the loop, what a server about to connect needs: secure storage (remote

@@ -383,6 +383,9 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"broxy-tray: {backend.note}; running headless in the terminal until a panel's "
                       "StatusNotifierWatcher appears, then the tray icon shows.", file=sys.stderr)
     log_file = setup_logging(getattr(args, "log_level", None) or "info")
+    from ._fdlimit import raise_open_file_limit
+
+    raise_open_file_limit()  # room for clients and servers; the HTTP endpoint caps its own share
     try:
         created = ensure_config(path)
     except OSError as e:
@@ -396,6 +399,9 @@ def _run(args: argparse.Namespace) -> int:
     except AlreadyRunning as e:
         print(f"broxy-tray: {e}", file=sys.stderr)
         return EXIT_FAILURE
+    from .mcp._orphans import guard_children, release_children
+
+    guard_children(lock.path.with_suffix(""))  # servers left by a crashed run go; this run's die with it
     try:
         if backend is not None:
             from .autostart import Autostart
@@ -406,6 +412,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"broxy-tray {__version__}: config {path}; log {log_file}; Ctrl-C quits.", file=sys.stderr)
         return asyncio.run(_run_headless(path, json_lines))
     finally:
+        release_children()
         lock.release()
 
 

@@ -13,7 +13,7 @@ from ._model import AuthConfig, Config, ConfigIssue, ServerConfig, Transport
 from ._parse import ConfigFileError, parse_config
 from ._reconcile import AuthAction, Plan, reconcile
 from ._watcher import ConfigWatcher
-from ._writer import ConfigWriteError, edit_enabled, edit_file, set_enabled
+from ._writer import ConfigWriteError, edit_enabled, edit_file, remove_stale_temp_copies, set_enabled
 
 __all__ = [
     "ENV_CONFIG",
@@ -36,6 +36,7 @@ __all__ = [
     "parse_config",
     "read_text",
     "reconcile",
+    "remove_stale_temp_copies",
     "resolve_config_path",
     "set_enabled",
 ]

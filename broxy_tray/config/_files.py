@@ -68,7 +68,11 @@ def read_text(path: Path) -> str:
     except IsADirectoryError:
         raise ConfigFileError(ConfigIssue(file=str(path), message="is a directory, not a file")) from None
     except OSError as e:
-        raise ConfigFileError(ConfigIssue(file=str(path), message=f"cannot read: {e.strerror or e}")) from None
+        import errno
+
+        transient = e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.EINTR)
+        raise ConfigFileError(ConfigIssue(file=str(path), message=f"cannot read: {e.strerror or e}"),
+                              transient=transient) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -37,7 +37,7 @@ from ._model import (
     Transport,
     VariableUse,
 )
-from ._spans import Path, SpanMap
+from ._spans import Path, SpanMap, check_limits
 
 SERVER_KEYS = frozenset(
     {"name", "transport", "type", "command", "args", "env", "cwd", "url", "headers", "enabled", "auth"}
@@ -72,15 +72,19 @@ PUBLIC_VARIABLES = frozenset({
     "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
     "APPDATA", "LOCALAPPDATA", "USERPROFILE",
 })
+TOOL_SEPARATOR = "__"
+"""Between server id and tool name in the names clients see (`proxy._names.SEPARATOR` is this)."""
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
 class ConfigFileError(Exception):
     """The file cannot be used at all; `issue` says where and why."""
 
-    def __init__(self, issue: ConfigIssue) -> None:
+    def __init__(self, issue: ConfigIssue, *, transient: bool = False) -> None:
         super().__init__(str(issue))
         self.issue = issue
+        self.transient = transient
+        """The file may well be fine: reading it failed for lack of resources (EMFILE); try again later."""
 
 
 def dotted(path: Path) -> str:
@@ -89,6 +93,8 @@ def dotted(path: Path) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not part.isprintable():  # a key with a line break or control character stays on one line
+            out += f"[{json.dumps(part)}]"
         else:
             out += ("." if out else "") + part
     return out
@@ -101,14 +107,7 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | Sources | No
     Every value substituted for a placeholder is registered for redaction.
     """
     env = os.environ if environ is None else environ
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigFileError(
-            ConfigIssue(file=file, message=f"invalid JSON: {e.msg}", line=e.lineno, column=e.colno)
-        ) from None
-    except RecursionError:
-        raise ConfigFileError(ConfigIssue(file=file, message="invalid JSON: nested too deeply")) from None
+    data = load_json(text, file)
     spans = SpanMap(text)
     ctx = _Context(file, spans, env)
     if not isinstance(data, dict):
@@ -137,6 +136,25 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | Sources | No
         endpoint=endpoint,
         variables=tuple(ctx.uses),
     )
+
+
+def load_json(text: str, file: str) -> Any:
+    """`json.loads`, with every failure a located `ConfigFileError` (never RecursionError or ValueError)."""
+    over = check_limits(text)
+    if over is not None:
+        offset, reason = over
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        raise ConfigFileError(ConfigIssue(file=file, message=f"invalid JSON: {reason}", line=line, column=column))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigFileError(
+            ConfigIssue(file=file, message=f"invalid JSON: {e.msg}", line=e.lineno, column=e.colno)
+        ) from None
+    except (RecursionError, ValueError) as e:  # past check_limits: should not happen; still located
+        what = "nested too deeply" if isinstance(e, RecursionError) else "a value Python cannot read"
+        raise ConfigFileError(ConfigIssue(file=file, message=f"invalid JSON: {what}", line=1, column=1)) from None
 
 
 def _parse_endpoint(ctx: "_Context", data: dict[str, Any]) -> EndpointConfig | None:
@@ -225,7 +243,7 @@ def _build_preset(
     for i, tool in enumerate(tools):
         if not tool:
             raise _EntryError(base + ("tools", i), "a tool name must not be empty")
-        if not any(tool.startswith(f"{sid}__") and len(tool) > len(sid) + 2 for sid in server_ids):
+        if not any(tool.startswith(f"{sid}{TOOL_SEPARATOR}") and len(tool) > len(sid) + 2 for sid in server_ids):
             ctx.warn(
                 base + ("tools", i),
                 f"preset {name!r} names tool {tool!r}, which is not <serverId>__<toolName> of a server in mcpServers",
@@ -314,6 +332,11 @@ def _parse_server(ctx: _Context, sid: str, raw: Any) -> ServerConfig:
 
     if not sid.strip():
         return fail(base, "server id must not be empty", key=True)
+    if TOOL_SEPARATOR in sid:
+        # tools are offered as <serverId>__<tool>: with "__" in ids, "x__a__b" could be server "x"'s
+        # tool "a__b" or server "x__a"'s tool "b" (in presets and in clients alike)
+        return fail(base, f"server id {sid!r} must not contain {TOOL_SEPARATOR!r}: tools are offered as "
+                          f"<serverId>{TOOL_SEPARATOR}<toolName>, so the name would be ambiguous", key=True)
     if not isinstance(raw, dict):
         return fail(base, f"server entry must be an object, not {_kind(raw)}")
     # name and enabled first, so even a broken entry shows its name and state

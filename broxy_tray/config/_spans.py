@@ -20,6 +20,32 @@ _WS_RE = re.compile(r"[ \t\r\n]*")
 _STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _SCALAR_RE = re.compile(r"[^,\]\}\s]*")
 
+MAX_DEPTH = 100
+"""Deeper nesting is refused before parsing: the parsers recurse, and no real config nests past ~6."""
+MAX_NUMBER_LENGTH = 1000
+"""Longer number literals are refused before parsing (`int()` refuses more than 4,300 digits)."""
+_LIMIT_TOKEN_RE = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[{]|[\]}]|[-+0-9.eE]{%d,}' % (MAX_NUMBER_LENGTH + 1), re.DOTALL)
+
+
+def check_limits(text: str) -> tuple[int, str] | None:
+    """(offset, reason) of the first bracket nested deeper than `MAX_DEPTH` or the first over-long
+    number, outside strings; None when the text stays within both limits.
+
+    Runs before `json.loads`, which would raise RecursionError or ValueError without a position.
+    """
+    depth = 0
+    for m in _LIMIT_TOKEN_RE.finditer(text):
+        ch = text[m.start()]
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return m.start(), f"nested deeper than {MAX_DEPTH} levels"
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        elif ch != '"':
+            return m.start(), f"a number longer than {MAX_NUMBER_LENGTH} characters"
+    return None
+
 
 @dataclass(frozen=True)
 class Span:

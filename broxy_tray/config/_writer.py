@@ -11,8 +11,9 @@ their newer text instead of overwriting it.
 
 from __future__ import annotations
 
-import json
+import logging
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Callable
 
 from ._jsonedit import insert_member
 from ._spans import SpanMap
+
+log = logging.getLogger(__name__)
 
 _BOM = "\ufeff"
 _ATTEMPTS = 5
@@ -78,11 +81,13 @@ def edit_enabled(text: str, server_id: str, enabled: bool, *, file: str = "mcp.j
     """Return `text` with the server's `enabled` member set; pure, for tests and dry runs."""
     bom = _BOM if text.startswith(_BOM) else ""
     body = text[len(bom):]
+    from ._parse import ConfigFileError, load_json
+
     try:
-        data = json.loads(body)
-    except json.JSONDecodeError as e:
+        data = load_json(body, file)
+    except ConfigFileError as e:
         raise ConfigWriteError(
-            f"{file}:{e.lineno}:{e.colno}: fix this JSON error first ({e.msg}); "
+            f"{e.issue.location()}: fix this JSON error first ({e.issue.message.removeprefix('invalid JSON: ')}); "
             f"\"enabled\" for {server_id!r} was not written"
         ) from None
     entry = data.get("mcpServers", {}).get(server_id) if isinstance(data, dict) else None
@@ -99,10 +104,51 @@ def edit_enabled(text: str, server_id: str, enabled: bool, *, file: str = "mcp.j
     return bom + insert_member(body, spans, base, "enabled", enabled)
 
 
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+_TEMP_SUFFIX = ".tmp"
+_MKSTEMP_NAME = re.compile(r"[a-z0-9_]{8}\Z")  # the random part `tempfile.mkstemp` puts between prefix and suffix
+
+
+def remove_stale_temp_copies(path: str | os.PathLike[str]) -> list[str]:
+    """Delete the temp copies (`.mcp.json.XXXXXXXX.tmp`) a kill in the middle of a write left behind.
+
+    Called at start, under the instance lock, so no writer of ours is running; only names exactly
+    like ours (and regular files of this user) go. Returns the names removed.
+    """
+    target = Path(os.path.realpath(path))
+    prefix = _temp_prefix(target)
+    removed = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(_TEMP_SUFFIX)):
+            continue
+        if not _MKSTEMP_NAME.match(name[len(prefix):-len(_TEMP_SUFFIX)]):
+            continue
+        candidate = target.parent / name
+        try:
+            st = candidate.lstat()
+            if not os.path.isfile(candidate) or candidate.is_symlink() or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+                continue
+            candidate.unlink()
+        except OSError:
+            continue
+        removed.append(name)
+    if removed:
+        log.info("removed %d temp cop%s of %s left by an interrupted save: %s", len(removed),
+                 "y" if len(removed) == 1 else "ies", target.name, ", ".join(sorted(removed)))
+    return removed
+
+
 def _replace_if_unchanged(target: Path, original: bytes, new: bytes) -> bool:
     """Atomically replace `target` with `new`, unless its content is no longer `original`."""
     st = target.stat()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target), suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(new)

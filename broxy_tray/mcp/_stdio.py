@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import signal
 import subprocess
 import sys
+import time
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Callable
 
 import anyio
 import anyio.abc
 
+from . import _orphans
 from ._errors import ConnectError, one_line
 
 if TYPE_CHECKING:
@@ -49,6 +52,18 @@ STDERR_LINE_MAX = 1000
 """Longer stderr lines are cut (in the tail and in the log)."""
 
 _READ_CHUNK = 65536
+
+MAX_MESSAGE = 32 * 1024 * 1024
+"""Longest stdout message (one line) accepted, like the control channel's relay; past it the server
+is stopped with that reason and restarted with backoff (a line that never ends cannot fill memory)."""
+
+STDERR_LOG_BURST = 200
+STDERR_LOG_PER_SECOND = 1.0
+"""stderr lines reach the log at most this fast per server (after a burst), so a flooding server can
+neither rotate the whole log away nor cost much CPU; the rest is counted, and the tail still kept."""
+STDERR_DROPPING_RATE = 8 * 1024 * 1024
+"""Bytes/s read from a server's stderr while its lines are being dropped: the pipe pushes back on the
+server instead of the app spending a core on reading it."""
 
 
 def child_environment(server: ServerConfig) -> dict[str, str]:
@@ -139,6 +154,7 @@ class StdioTransport:
             process = await self._spawn()
             self._process = process
             self.pid = process.pid
+            _orphans.track(process.pid)  # the watchdog ends the group if the app dies without stopping it
             self._log.debug("started %s (pid %d)", self._server.command, process.pid)
 
             read_writer, read_stream = anyio.create_memory_object_stream[Any](0)
@@ -158,6 +174,7 @@ class StdioTransport:
                             write_stream.close()
                             read_stream.close()
                             await self._stop(process)
+                            _orphans.untrack(process.pid)
                         tg.cancel_scope.cancel()
             finally:
                 with anyio.CancelScope(shield=True):
@@ -173,42 +190,68 @@ class StdioTransport:
     # -- pipe tasks -----------------------------------------------------------
 
     async def _read_stdout(self, process: anyio.abc.Process, writer: Any) -> None:
-        import mcp_types as types
-        from mcp.shared.message import SessionMessage
-
         assert process.stdout is not None
-        buffer = b""
+        parts: list[bytes] = []  # the unfinished line, in pieces (no quadratic re-concatenation)
+        size = 0
         try:
             async with writer:
                 try:
                     while True:
                         chunk = await process.stdout.receive(_READ_CHUNK)
-                        lines = (buffer + chunk).split(b"\n")
-                        buffer = lines.pop()
-                        for line in lines:
-                            line = line.strip()
-                            if not line:
+                        start = 0
+                        while (end := chunk.find(b"\n", start)) >= 0:
+                            piece = chunk[start:end]
+                            start = end + 1
+                            if size + len(piece) > MAX_MESSAGE:
+                                break
+                            line = b"".join((*parts, piece)) if parts else piece
+                            parts, size = [], 0
+                            await self._deliver(line, writer)
+                        else:
+                            if start < len(chunk):
+                                parts.append(chunk[start:])
+                                size += len(chunk) - start
+                            if size <= MAX_MESSAGE:
                                 continue
-                            try:
-                                item: Any = SessionMessage(
-                                    types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-                                )
-                            except ValueError as exc:
-                                self._log.warning("ignoring a line that is not JSON-RPC on stdout")
-                                item = exc
-                            await writer.send(item)
+                        parts = []
+                        self._overflow()
+                        break
                 except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
                     pass
                 # stdout ended: the child exited or closed it. Settle the exit status
                 # and the stderr tail before the session learns the stream is over,
                 # so the connection reports *why*.
-                if not self._closing:
+                if not self._closing and self.exit_reason is None:
                     with anyio.move_on_after(EXIT_SETTLE):
                         await self._exited.wait()
                         await self._stderr_done.wait()
                     self._report_exit(closed_stdout=not self._exited.is_set())
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
+
+    async def _deliver(self, line: bytes, writer: Any) -> None:
+        import mcp_types as types
+        from mcp.shared.message import SessionMessage
+
+        line = line.strip()
+        if not line:
+            return
+        try:
+            item: Any = SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+        except ValueError as exc:
+            self._log.warning("ignoring a line that is not JSON-RPC on stdout")
+            item = exc
+        await writer.send(item)
+
+    def _overflow(self) -> None:
+        """A stdout message past `MAX_MESSAGE`: end the session with that reason (the server is restarted)."""
+        if self.exit_reason is not None or self._closing:
+            return
+        self.exit_reason = (f"sent a message over {MAX_MESSAGE // (1024 * 1024)} MiB on stdout "
+                            "(or output without a newline); stopped it")
+        self._log.error("server process %s", self.exit_reason)
+        if self._on_exit is not None:
+            self._on_exit(self.exit_reason)
 
     async def _write_stdin(self, process: anyio.abc.Process, reader: Any) -> None:
         assert process.stdin is not None
@@ -226,6 +269,7 @@ class StdioTransport:
     async def _read_stderr(self, process: anyio.abc.Process) -> None:
         assert process.stderr is not None
         buffer = b""
+        limiter = _stderr_limiter(self._log.name)
         try:
             while True:
                 try:
@@ -237,19 +281,29 @@ class StdioTransport:
                 if len(buffer) > STDERR_LINE_MAX:  # a line without end: cut it, keep memory bounded
                     lines.append(buffer)
                     buffer = b""
-                for line in lines:
-                    self._stderr_line(line)
+                allowed = limiter.take(len(lines))
+                if allowed < len(lines):
+                    # past the budget: only the lines the log and the tail can still use are decoded
+                    for line in lines[:allowed]:
+                        self._stderr_line(line)
+                    for line in lines[max(allowed, len(lines) - STDERR_TAIL_LINES):]:
+                        self._stderr_line(line, log=False)
+                    await anyio.sleep(len(chunk) / STDERR_DROPPING_RATE)
+                else:
+                    for line in lines:
+                        self._stderr_line(line)
             if buffer:
-                self._stderr_line(buffer)
+                self._stderr_line(buffer, log=limiter.take(1) == 1)
         finally:
             self._stderr_done.set()
 
-    def _stderr_line(self, raw: bytes) -> None:
+    def _stderr_line(self, raw: bytes, *, log: bool = True) -> None:
         text = raw[:STDERR_LINE_MAX].decode("utf-8", errors="replace").rstrip()
         if not text.strip():
             return
         self.stderr_tail.append(text)
-        self._log.info("stderr: %s", text)
+        if log:
+            self._log.info("stderr: %s", text)
 
     async def _wait_exit(self, process: anyio.abc.Process) -> None:
         """Set `_exited` when the child exits, without polling, then report it.
@@ -360,6 +414,47 @@ class StdioTransport:
             return
         with suppress(Exception):
             process.kill()
+
+
+class _LogBudget:
+    """A token bucket of stderr log lines for one server, kept across its restarts.
+
+    Dropped lines are counted and reported in one line when the budget allows again
+    (at most once a minute), so the log says that something was left out.
+    """
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._tokens = float(STDERR_LOG_BURST)
+        self._last = time.monotonic()
+        self._dropped = 0
+        self._reported = -math.inf
+
+    def take(self, n: int) -> int:
+        """How many of `n` lines may be logged now."""
+        now = time.monotonic()
+        self._tokens = min(float(STDERR_LOG_BURST), self._tokens + (now - self._last) * STDERR_LOG_PER_SECOND)
+        self._last = now
+        if self._dropped and self._tokens >= 1 and now - self._reported >= 60:
+            self._tokens -= 1
+            self._reported = now
+            self._log.warning("stderr: %d lines not logged (more than %g lines/s)", self._dropped,
+                              STDERR_LOG_PER_SECOND)
+            self._dropped = 0
+        allowed = min(n, int(self._tokens))
+        self._tokens -= allowed
+        self._dropped += n - allowed
+        return allowed
+
+
+_budgets: dict[str, _LogBudget] = {}
+
+
+def _stderr_limiter(name: str) -> _LogBudget:
+    budget = _budgets.get(name)
+    if budget is None:
+        budget = _budgets[name] = _LogBudget(logging.getLogger(name))
+    return budget
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

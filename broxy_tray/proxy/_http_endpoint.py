@@ -121,7 +121,7 @@ def _json_response(status: int, message: str, headers: list[tuple[bytes, bytes]]
             "type": "http.response.start",
             "status": status,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                        *(headers or [])],
+                        (b"connection", b"close"), *(headers or [])],  # refused: its body is never read
         })
         await send({"type": "http.response.body", "body": body})
 
@@ -302,9 +302,13 @@ class _Endpoint:
             def capture_signals(self):  # type: ignore[no-untyped-def]
                 yield  # the app owns the signals (tray, headless runner), not uvicorn
 
+        from ._http_guard import IDLE_TIMEOUT, ConnectionGuard
+
+        self.guard = ConnectionGuard()
         config = uvicorn.Config(
             _EndpointApp(self), host=HOST, port=self.port, lifespan="off", log_config=None,
             access_log=False, server_header=False, timeout_graceful_shutdown=1, ws="none",
+            http=self.guard.protocol(), timeout_keep_alive=IDLE_TIMEOUT, backlog=self.guard.backlog,
         )
         self._server = _Server(config)
         assert self._sock is not None
@@ -316,6 +320,7 @@ class _Endpoint:
                 self._serving.result()
                 raise OSError(f"the HTTP endpoint on {HOST}:{self.port} did not start")
             await asyncio.sleep(0.01)
+        self._sock.listen(self.guard.listen_queue)  # asyncio keeps accepting `backlog` at a time
 
     async def manager_for(self, preset: str | None) -> Any:
         manager = self._managers.get(preset)
@@ -324,6 +329,9 @@ class _Endpoint:
         async with self._manager_lock:
             manager = self._managers.get(preset)
             if manager is None:
+                from ._preload import preload_proxy
+
+                await preload_proxy()  # importing the SDK here, racing the app's preload thread, broke both imports
                 manager = _session_manager_class()(self.proxy, preset, security_settings=None)
                 started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 self._hosts.append(asyncio.get_running_loop().create_task(

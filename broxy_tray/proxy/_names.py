@@ -15,9 +15,10 @@ import logging
 import re
 from collections.abc import Iterable
 
+from broxy_tray.config._parse import TOOL_SEPARATOR as SEPARATOR  # server ids never contain it (config check)
+
 log = logging.getLogger(__name__)
 
-SEPARATOR = "__"
 MAX_NAME = 64
 _DISALLOWED = re.compile(r"[^A-Za-z0-9_-]")
 

@@ -23,9 +23,11 @@ def main() -> None:
     p.add_argument("--legacy-version", default="2025-11-25", choices=HANDSHAKE)
     p.add_argument("--tools", type=int, default=3)
     p.add_argument("--page-size", type=int, default=100)
+    p.add_argument("--tool-name", action="append", default=[], help="name the first tools (repeatable)")
     p.add_argument("--marker", default="", help="ignored; lets tests find this process by its command line")
     a = p.parse_args()
-    tools = [{"name": f"tool_{i}", "description": f"Tool {i}", "inputSchema": {"type": "object"}} for i in range(a.tools)]
+    names = a.tool_name + [f"tool_{i}" for i in range(len(a.tool_name), a.tools)]
+    tools = [{"name": names[i], "description": f"Tool {i}", "inputSchema": {"type": "object"}} for i in range(a.tools)]
     info = {"name": "minimal-stdio", "version": "0.1"}
     modern_result = {"resultType": "complete", "ttlMs": 0, "cacheScope": "private"}
 
