@@ -195,6 +195,9 @@ class ASConfig:
     """Presenting a rotated-out refresh token (or a used code) revokes the whole grant."""
     refresh_token_ttl: float | None = None
     """Refresh-token lifetime in seconds (None: no expiry); an expired one is invalid_grant."""
+    reuse_grace: float = 0.0
+    """Seconds during which the refresh token just rotated out may be presented again (a client
+    whose answer got lost retries), as Okta's grace period or Auth0's reuse interval; 0: strict."""
 
 
 class Fault(NamedTuple):
@@ -268,6 +271,7 @@ class _Refresh:
     active: bool = True
     issued_at: float = 0.0
     expires_at: float | None = None
+    rotated_at: float | None = None
 
 
 @dataclass
@@ -403,7 +407,7 @@ class AuthServer:
         """In-process transport only: every request fails to connect (the server is down)."""
         self.grants: list[GrantRecord] = []
         self.stats: Counter[str] = Counter()
-        """refresh_grants, refreshed, reuse_detected, invalid_grant, code_grants, held, dropped."""
+        """refresh_grants, refreshed, reuse_detected, invalid_grant, code_grants, held, dropped, refused."""
         self._lock = threading.RLock()
         self._origin: str | None = None
         self._thread: ServerThread | None = None
@@ -710,17 +714,42 @@ class AuthServer:
         import httpx2
 
         server = self
-        inner = httpx2.ASGITransport(app=self.asgi)
 
         class _InProcess(httpx2.AsyncBaseTransport):
+            # a minimal ASGI call (httpx2.ASGITransport probes for trio with an import on every request)
             async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
                 if server.down:
+                    with server._lock:
+                        server.stats["refused"] += 1
                     raise httpx2.ConnectError("connection refused (authorization server down)", request=request)
+                body = await request.aread()
+                scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                         "method": request.method, "scheme": request.url.scheme, "path": request.url.path,
+                         "raw_path": request.url.raw_path.split(b"?")[0], "query_string": request.url.query,
+                         "root_path": "", "headers": [(k.lower(), v) for k, v in request.headers.raw],
+                         "client": ("127.0.0.1", 1), "server": (request.url.host, request.url.port or 80)}
+                sent = False
+                out: dict[str, Any] = {"body": b""}
+
+                async def receive() -> dict[str, Any]:
+                    nonlocal sent
+                    if sent:
+                        return {"type": "http.disconnect"}
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+
+                async def send(message: dict[str, Any]) -> None:
+                    if message["type"] == "http.response.start":
+                        out["status"], out["headers"] = message["status"], message.get("headers", [])
+                    elif message["type"] == "http.response.body":
+                        out["body"] += message.get("body", b"")
+
                 try:
-                    return await inner.handle_async_request(request)
+                    await server.asgi(scope, receive, send)
                 except _Drop:
                     raise httpx2.RemoteProtocolError("server disconnected without a response",
                                                      request=request) from None
+                return httpx2.Response(out["status"], headers=out["headers"], content=out["body"], request=request)
 
         return _InProcess()
 
@@ -1190,7 +1219,8 @@ class AuthServer:
             raise _OAuthError("invalid_grant", "refresh token was issued to another client")
         if rec.grant_id in self._revoked_grants:
             raise _OAuthError("invalid_grant", "refresh token revoked")
-        if not rec.active:
+        in_grace = rec.rotated_at is not None and self.clock() - rec.rotated_at <= self.config.reuse_grace
+        if not rec.active and not in_grace:
             if self.config.revoke_family_on_reuse:
                 self._revoked_grants.add(rec.grant_id)
             raise _OAuthError("invalid_grant", "refresh token already used (rotated)")
@@ -1208,8 +1238,8 @@ class AuthServer:
                 raise _OAuthError("invalid_scope", "scope exceeds the original grant")
             scopes = asked
         rotate = not self.config.refresh_omit_new_token
-        if rotate:
-            rec.active = False
+        if rotate and rec.active:
+            rec.active, rec.rotated_at = False, self.clock()
         return self._issue(client, scopes, rec.resource, rec.grant_id, with_refresh=rotate, refresh_scopes=rec.scopes)
 
     def _issue(
