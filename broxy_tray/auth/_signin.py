@@ -396,7 +396,6 @@ class ServerAuth:
 
     async def _refresh(self) -> TokenSet:
         """One refresh_token grant with the newest refresh token; the result is saved before it counts."""
-        sid = self.settings.server_id
         if self.retired:
             raise Retired("the server was removed, renamed, signed out or changed")
         entry = await self._stored() or StoredAuth()
