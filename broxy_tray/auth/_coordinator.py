@@ -243,26 +243,28 @@ class AuthCoordinator:
         log.info("%s: signed out", server_id)
 
     async def apply(self, actions: tuple[AuthAction, ...]) -> None:
-        """Execute the reconciler's auth actions: end the server's auth generation, then change storage."""
+        """Execute the reconciler's auth actions: first end the generations concerned, then change storage."""
+        ending = [a.server for a in actions if a.kind in ("clear", "drop-tokens", "drop-client")]
+        ending += [a.server for a in actions if a.kind == "move"]
+        moving = [a.source for a in actions if a.kind == "move" and a.source]
+        for sid in ending:
+            await self._end(sid)
+        # a renamed server's refresh in flight may land first (≤ REFRESH_SETTLE s): its rotated token moves along
+        await asyncio.gather(*(self._end(sid, settle=REFRESH_SETTLE) for sid in moving))
         for a in actions:
             try:
                 if a.kind == "clear":
-                    await self._end(a.server)
                     await self.store.delete(a.server)
                 elif a.kind == "move" and a.source:
-                    await self._end(a.source, settle=REFRESH_SETTLE)  # a rotated refresh token moves along
-                    await self._end(a.server)
                     entry = await self.store.load(a.source)
                     if entry is not None:
                         await self.store.save(a.server, entry)
                     await self.store.delete(a.source)
                 elif a.kind == "drop-tokens":
-                    await self._end(a.server)
                     entry = await self.store.load(a.server)
                     if entry is not None:
                         await self.store.save(a.server, replace(entry, tokens=None))
                 elif a.kind == "drop-client":
-                    await self._end(a.server)
                     await self.store.delete(a.server)
                 # step-up: the next 403 insufficient_scope asks for the union; nothing to do now
                 log.info("auth: %s %s (%s)", a.kind, a.server, a.reason)
