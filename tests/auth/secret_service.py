@@ -7,6 +7,7 @@ dbus-run-session. Both processes are stopped by PID at teardown.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -145,15 +146,17 @@ def _clean_env(home: Path, runtime: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def secret_service(tmp_path: Path) -> Iterator[SecretService]:
-    """A private session bus (own config: no service activation) with an unlocked gnome-keyring."""
-    _need("dbus-daemon", "gnome-keyring-daemon", "secret-tool")
-    home = tmp_path / "keyring-home"  # (tmp_path / "home" may be another fixture's)
+@contextlib.contextmanager
+def private_secret_service(directory: Path) -> Iterator[SecretService]:
+    """A private session bus (own config: no service activation) with an unlocked gnome-keyring.
+
+    Also usable outside pytest (bench/token_lifecycle.py); raises RuntimeError if it cannot start.
+    """
+    home = directory / "keyring-home"  # (directory / "home" may be another fixture's)
     home.mkdir()
     runtime = Path(tempfile.mkdtemp(prefix="bk-"))  # short: unix socket paths are limited to 108 bytes
     os.chmod(runtime, 0o700)
-    conf = tmp_path / "bus.conf"
+    conf = directory / "bus.conf"
     conf.write_text(_BUS_CONFIG.format(dir=runtime))
     ss = SecretService(env=_clean_env(home, runtime), address="")
     try:
@@ -161,9 +164,9 @@ def secret_service(tmp_path: Path) -> Iterator[SecretService]:
                        stdout=subprocess.PIPE, text=True)
         ss.address = bus.stdout.readline().strip()  # type: ignore[union-attr]
         if not ss.address:
-            pytest.fail(f"dbus-daemon did not start (exit {bus.wait(5)})")
+            raise RuntimeError(f"dbus-daemon did not start (exit {bus.wait(5)})")
         ss.env["DBUS_SESSION_BUS_ADDRESS"] = ss.address
-        gk_log = open(tmp_path / "gnome-keyring.log", "wb")
+        gk_log = open(directory / "gnome-keyring.log", "wb")
         keyring_daemon = ss.start(["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
                                   stdin=subprocess.PIPE, stdout=gk_log, stderr=gk_log)
         gk_log.close()
@@ -171,9 +174,18 @@ def secret_service(tmp_path: Path) -> Iterator[SecretService]:
         keyring_daemon.stdin.close()  # type: ignore[union-attr]
         _wait_for(lambda: keyring_daemon.poll() is not None or ss.has_name("org.freedesktop.secrets"), 10,
                   "gnome-keyring on the bus")
-        assert keyring_daemon.poll() is None, (tmp_path / "gnome-keyring.log").read_text()
+        if keyring_daemon.poll() is not None:
+            raise RuntimeError((directory / "gnome-keyring.log").read_text())
         _wait_for(lambda: not ss.collection_locked(ss.default_collection()), 5, "an unlocked login keyring")
         yield ss
     finally:
         ss.stop_all()
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture
+def secret_service(tmp_path: Path) -> Iterator[SecretService]:
+    """`private_secret_service` for one test (skipped where gnome-keyring is not installed)."""
+    _need("dbus-daemon", "gnome-keyring-daemon", "secret-tool")
+    with private_secret_service(tmp_path) as ss:
+        yield ss
