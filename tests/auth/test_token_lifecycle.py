@@ -288,3 +288,20 @@ def test_quit_waits_at_most_five_seconds_for_a_refresh(answer_after):
     else:
         assert waited == pytest.approx(REFRESH_SETTLE, abs=0.5)
         assert not sim.auth.refresh_token_active(stored.tokens.refresh_token)  # the answer never came
+
+
+@pytest.mark.parametrize("how", ["disabled", "removed"])
+def test_retries_stop_for_a_disabled_or_removed_server(how):
+    async def body(sim):  # type: ignore[no-untyped-def]
+        sim.auth.down = True
+        await until(lambda: sim.auth.stats["refused"] >= 3, "a few failed refreshes")
+        if how == "disabled":
+            sim.coordinator.forget_missing(replace(sim.config, servers=()))
+        else:
+            await sim.coordinator.apply((AuthAction("clear", "s"),))
+        tried = sim.auth.stats["refused"]
+        await asyncio.sleep(2 * HOUR)
+        return sim, tried
+
+    sim, tried = simulate(body, {"s": HOUR})
+    assert sim.auth.stats["refused"] == tried, "no retry after the server was disabled or removed"
