@@ -127,3 +127,27 @@ def _no_secrets_in_logs(tmp_path):
     yield
     leaked = re.findall(r"\b(?:at|rt|code)_[A-Za-z0-9_-]{20,}", log_text(tmp_path))  # the test AS's token shapes
     assert not leaked, "a token reached the log"
+
+
+def test_keyring_locked_mid_run_keeps_the_tokens_of_the_run(make_auth_server, make_mcp_server, secret_service,
+                                                            headless, tmp_path):
+    auth = make_auth_server(access_token_ttl=TTL)
+    rs = make_mcp_server(auth)
+    cfg = tmp_path / "mcp.json"
+    cfg.write_text(json.dumps({"mcpServers": {"sec": {"url": rs.url}}}))
+    h = headless("--config", str(cfg), env=desktop_env(secret_service, tmp_path))
+    available(h, "sec")
+    seen = len(h.lines)
+    secret_service.lock()  # as a screen lock would; saving now fails or times out
+    wait_until(lambda: len(auth.refresh_grants(outcome="issued")) >= 3, "three refreshes after the lock", 60)
+    assert h.proc.poll() is None
+    assert auth.stats["reuse_detected"] == 0 and auth.stats["invalid_grant"] == 0, "the rotated tokens were kept"
+    assert auth.count("authorize") == 1, "no sign-in"
+    assert "Secure storage unavailable" in log_text(tmp_path)
+    try:
+        h.wait_for(lambda e: False, timeout=0.5)  # read what was printed since
+    except TimeoutError:
+        pass
+    after = [e["status"] for e in h.lines[seen:] if e["event"] in ("status", "auth") and e["server"] == "sec"]
+    assert set(after) <= {"Available"}, after
+    assert h.stop() == 0
