@@ -324,6 +324,8 @@ class AuthCoordinator:
                 log.warning("%d token refresh(es) did not finish within %.0f s", len(late), REFRESH_SETTLE)
         for entry in self._entries.values():
             entry.auth.retire()
+        for task in tasks:
+            task.cancel()  # (only the late ones are still running; their answers would be dropped anyway)
         self._entries.clear()
         self._draining.clear()
         if self._http is not None:
