@@ -24,7 +24,9 @@ if _HERE not in sys.path:
 
 from authserver import AuthServer  # noqa: E402
 from protected_mcp import ProtectedMCPServer  # noqa: E402
-from secret_service import secret_service  # noqa: E402,F401  (fixture: a private bus with a real gnome-keyring)
+from secret_service import secret_service  # noqa: E402  (fixture: a private bus with a real gnome-keyring)
+
+SHARED_FIXTURES = (secret_service,)  # defined elsewhere, offered to every test here
 
 
 @pytest.fixture
