@@ -215,8 +215,9 @@ class ServerAuth:
         """A `401`: another request may already have a fresh token; else refresh; else sign in."""
         self._event("challenge", _describe_challenge(401, challenge))
         tokens = await self.tokens()
-        if tokens is not None and sent is not None and tokens.access_token != sent.access_token:
-            return tokens
+        newer = tokens is not None and (sent is None or tokens.access_token != sent.access_token)
+        if newer and tokens is not None and not tokens.expires_within(0, self._clock()):
+            return tokens  # a refresh or sign-in finished since this request left: retry with its token
         if tokens is not None and tokens.refresh_token:
             try:
                 return await self._refresh_shared()

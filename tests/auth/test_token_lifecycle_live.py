@@ -122,3 +122,28 @@ async def test_calls_never_wait_for_a_refresh_while_the_token_is_valid(make_auth
     finally:
         await h.http.aclose()
     assert len(auth.refresh_grants()) == 1
+
+
+async def test_refused_refresh_keeps_the_token_then_one_sign_in_for_many_calls(make_auth_server, make_mcp_server):
+    auth = make_auth_server(access_token_ttl=3600, refresh_invalid_grant=True)
+    rs = make_mcp_server(auth)
+    h = _Auth(rs)
+    try:
+        async with h.connect() as conn:
+            h.offset = 3000  # due: the background refresh is refused
+            await conn.session.call_tool("echo", {"text": "due"})
+            await until(lambda: auth.stats["invalid_grant"] == 1, what="the refused refresh")
+            await until(lambda: h.auth.refreshing is None, what="the refresh to end")
+            kept = await h.auth.tokens()
+            assert kept.refresh_token is None and auth.introspect(kept.access_token).active
+            for i in range(5):  # still valid: used, no new refresh, no browser
+                await conn.session.call_tool("echo", {"text": str(i)})
+            assert auth.stats["refresh_grants"] == 1 and auth.count("authorize") == 1
+            auth.expire_access_tokens()
+            h.offset = 3601  # expired now: the calls all need the one sign-in
+            results = await asyncio.wait_for(asyncio.gather(
+                *(conn.session.call_tool("echo", {"text": str(i)}) for i in range(20))), 60)
+    finally:
+        await h.http.aclose()
+    assert len(results) == 20
+    assert auth.count("authorize") == 2 and len(h.auth._open_browser.opened) == 2, "one more browser tab, not 20"  # noqa: SLF001
