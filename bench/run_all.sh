@@ -9,6 +9,7 @@ for mode in stdio sdk http; do
   ../.venv/bin/python connections.py "$mode"
 done
 ../.venv/bin/python signin_latency.py
+../.venv/bin/python token_lifecycle.py
 ../.venv/bin/python proxy_roundtrip.py
 ../.venv/bin/python proxy_memory.py
 ../.venv/bin/python tray_figures.py all

@@ -198,6 +198,8 @@ class App:
         held = {
             sid: f"{_first_problem(config, sid)} — still running the last good settings" for sid in plan.held
         }
+        # stop the connections of servers whose stored sign-in changes, then their auth, then storage
+        await self.supervisor.stop([a.source or a.server for a in plan.auth if a.kind != "step-up"])
         await self.auth.apply(plan.auth)
         for sid in plan.start:
             self._disabled_reasons.pop(sid, None)

@@ -2,16 +2,24 @@
 
 The coordinator is UI-agnostic. It hands the connection layer an
 `httpx2.Auth` per server, executes the reconciler's auth actions (clear,
-move, drop), keeps tokens fresh in the background (retrying transient
-faults with backoff while the current token still works, never opening a
-browser for them), and reports sign-in progress as `AuthNotice`s:
-started (with the URL), a tick every second with the seconds left,
-succeeded, failed (with the reason), cancelled.
+move, drop), keeps tokens fresh in the background (one `TokenLifecycle` per
+server), and reports sign-in progress as `AuthNotice`s: started (with the
+URL), a tick every second with the seconds left, succeeded, failed (with the
+reason), cancelled.
+
+Every per-server `ServerAuth` is one *generation*: removing, renaming,
+signing out or changing a server ends it (its tasks stop first, then
+storage changes), and whatever it still receives — a refresh answer, a
+sign-in — is dropped, never saved, so a removed server cannot come back.
+A refresh in flight is never abandoned where that would lose a rotated
+refresh token: quitting and renaming wait for it (at most
+`REFRESH_SETTLE` seconds) so the new token is saved first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -25,13 +33,13 @@ from ._errors import AuthError
 if TYPE_CHECKING:  # the real imports wait until a server uses OAuth (httpx2, pydantic models)
     import httpx2
 
+    from ._lifecycle import TokenLifecycle
     from ._signin import AuthEvent, AuthSettings, ServerAuth
     from ._store import CredentialStore
 
 log = logging.getLogger(__name__)
 
-REFRESH_RETRY_INITIAL = 1.0
-REFRESH_RETRY_MAX = 60.0
+REFRESH_SETTLE = 5.0  # the longest quit, rename or sign-out waits for a refresh in flight
 
 
 def settings_for(server: ServerConfig, config: Config) -> AuthSettings:
@@ -67,8 +75,8 @@ def uses_oauth(server: ServerConfig) -> bool:
 class _Entry:
     auth: ServerAuth
     settings: AuthSettings
+    lifecycle: TokenLifecycle
     ticker: asyncio.Task[None] | None = None
-    refresher: asyncio.Task[None] | None = None
     failure: str | None = None  # why the last sign-in ended without tokens (cancel, timeout, error)
 
 
@@ -90,6 +98,8 @@ class AuthCoordinator:
         self._clock = clock
         self._http = http
         self._entries: dict[str, _Entry] = {}
+        self._generations = itertools.count(1)
+        self._draining: dict[str, asyncio.Task[Any]] = {}  # refreshes in flight of servers no longer managed
 
     # -- for the connection layer ------------------------------------------------
 
@@ -111,15 +121,28 @@ class AuthCoordinator:
         entry = self._entries.get(server.id)
         if entry is not None and entry.settings == settings:
             return entry
-        if entry is not None:
-            self._stop_tasks(entry)
-            entry.auth.cancel()
+        after = None
+        if entry is not None:  # settings changed under a running entry: a new generation
+            self._entries.pop(server.id)
+            self._stop(entry)
+            entry.auth.retire()
+        else:
+            after = self._draining.pop(server.id, None)  # e.g. re-enabled while its last refresh still runs
+            if after is not None and after.done():
+                after = None
+        from ._lifecycle import TokenLifecycle
         from ._signin import ServerAuth
 
+        generation = next(self._generations)
+        lifecycle_ref: list[TokenLifecycle] = []
         auth = ServerAuth(settings, store=self.store, http=self._client(), open_browser=self._open_browser,
-                          on_event=lambda e: self._on_event(server.id, e), clock=self._clock)
-        entry = _Entry(auth, settings)
+                          on_event=lambda e: self._on_event(server.id, generation, e), clock=self._clock,
+                          generation=generation, on_due=lambda: lifecycle_ref[0].nudge(), after=after)
+        lifecycle = TokenLifecycle(auth, wall=self._clock)
+        lifecycle_ref.append(lifecycle)
+        entry = _Entry(auth, settings, lifecycle)
         self._entries[server.id] = entry
+        lifecycle.start()
         return entry
 
     def _client(self) -> httpx2.AsyncClient:
@@ -134,10 +157,10 @@ class AuthCoordinator:
 
     # -- events from the ServerAuths ------------------------------------------------
 
-    def _on_event(self, server_id: str, event: AuthEvent) -> None:
+    def _on_event(self, server_id: str, generation: int, event: AuthEvent) -> None:
         entry = self._entries.get(server_id)
-        if entry is None:
-            return
+        if entry is None or entry.auth.generation != generation:
+            return  # news from an ended generation
         if event.kind == "authorize":
             entry.failure = None
             self._start_ticker(server_id, entry, event.url or "")
@@ -145,9 +168,9 @@ class AuthCoordinator:
             self._stop_ticker(entry)
             entry.failure = None
             self._notify(AuthNotice(server_id, "succeeded"))
-            self._schedule_refresh(server_id, entry)
+            entry.lifecycle.nudge()
         elif event.kind == "refreshed":
-            self._schedule_refresh(server_id, entry)
+            entry.lifecycle.nudge()
         elif event.kind in ("failed", "cancelled"):
             self._stop_ticker(entry)
             entry.failure = event.message
@@ -181,42 +204,6 @@ class AuthCoordinator:
         except Exception:
             log.exception("auth notice listener failed")
 
-    # -- background refresh -----------------------------------------------------------
-
-    def _schedule_refresh(self, server_id: str, entry: _Entry) -> None:
-        if entry.refresher is not None and not entry.refresher.done():
-            if entry.refresher is not asyncio.current_task():
-                entry.refresher.cancel()
-        entry.refresher = asyncio.get_running_loop().create_task(
-            self._refresh_loop(server_id, entry), name=f"auth-refresh:{server_id}"
-        )
-
-    async def _refresh_loop(self, server_id: str, entry: _Entry) -> None:
-        """Sleep until the token is due, refresh; transient faults retry with backoff while it lasts."""
-        delay = REFRESH_RETRY_INITIAL
-        while True:
-            stored = await self.store.load(server_id)
-            tokens = stored.tokens if stored else None
-            if tokens is None or tokens.expires_at is None or not tokens.refresh_token:
-                return
-            wait = entry.auth.refresh_due_at(tokens) - self._clock()
-            if wait > 0:
-                await asyncio.sleep(min(wait, 3600))
-                continue
-            from ._tokens import TokenError
-
-            try:
-                await entry.auth.refresh_now(tokens)
-                return  # the "refreshed" event scheduled the next round
-            except TokenError as e:
-                if not e.transient:
-                    log.info("%s: refresh refused (%s); the next request signs in again", server_id, e.error)
-                    return
-            except AuthError as e:
-                log.info("%s: refresh failed (%s); retrying in %.0f s", server_id, e, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, REFRESH_RETRY_MAX)
-
     # -- intents -------------------------------------------------------------------------
 
     def cancel(self, server_id: str) -> bool:
@@ -235,11 +222,8 @@ class AuthCoordinator:
 
     async def sign_out(self, server_id: str) -> None:
         """Revoke what the AS lets us revoke, then forget the server's tokens."""
+        await self._end(server_id, settle=REFRESH_SETTLE)  # the newest tokens are the ones to revoke
         stored = await self.store.load(server_id)
-        entry = self._entries.get(server_id)
-        if entry is not None:
-            entry.auth.cancel()
-            self._stop_tasks(entry)
         if stored and stored.tokens and stored.revocation_endpoint:
             reg = stored.registration_for(stored.tokens.issuer)
             if reg is not None:
@@ -259,57 +243,91 @@ class AuthCoordinator:
         log.info("%s: signed out", server_id)
 
     async def apply(self, actions: tuple[AuthAction, ...]) -> None:
-        """Execute the reconciler's auth actions against the store."""
+        """Execute the reconciler's auth actions: first end the generations concerned, then change storage."""
+        ending = [a.server for a in actions if a.kind in ("clear", "drop-tokens", "drop-client")]
+        ending += [a.server for a in actions if a.kind == "move"]
+        moving = [a.source for a in actions if a.kind == "move" and a.source]
+        for sid in ending:
+            await self._end(sid)
+        # a renamed server's refresh in flight may land first (≤ REFRESH_SETTLE s): its rotated token moves along
+        await asyncio.gather(*(self._end(sid, settle=REFRESH_SETTLE) for sid in moving))
         for a in actions:
             try:
                 if a.kind == "clear":
-                    self._forget(a.server)
                     await self.store.delete(a.server)
                 elif a.kind == "move" and a.source:
-                    self._forget(a.source)
                     entry = await self.store.load(a.source)
                     if entry is not None:
                         await self.store.save(a.server, entry)
                     await self.store.delete(a.source)
                 elif a.kind == "drop-tokens":
-                    self._forget(a.server)
                     entry = await self.store.load(a.server)
                     if entry is not None:
                         await self.store.save(a.server, replace(entry, tokens=None))
                 elif a.kind == "drop-client":
-                    self._forget(a.server)
                     await self.store.delete(a.server)
                 # step-up: the next 403 insufficient_scope asks for the union; nothing to do now
                 log.info("auth: %s %s (%s)", a.kind, a.server, a.reason)
             except Exception:
                 log.exception("auth: %s for %s failed", a.kind, a.server)
 
-    def _forget(self, server_id: str) -> None:
+    async def _end(self, server_id: str, *, settle: float = 0.0) -> None:
+        """End the server's generation: stop its tasks, optionally let a refresh in flight land (≤ `settle`
+        seconds, so a rotated refresh token is saved), then drop whatever arrives later."""
         entry = self._entries.pop(server_id, None)
+        pending = self._draining.pop(server_id, None)
+        tasks = {t for t in (pending, entry.auth.refreshing if entry else None) if t is not None and not t.done()}
         if entry is not None:
+            self._stop(entry)
             entry.auth.cancel()
-            self._stop_tasks(entry)
+        if tasks and settle > 0:
+            await asyncio.wait(tasks, timeout=settle)
+        if entry is not None:
+            entry.auth.retire()
+        if pending is not None and not pending.done():
+            pending.cancel()  # a disabled server's refresh, now of a server that is gone
 
     def forget_missing(self, config: Config) -> None:
-        """Drop per-server state of servers that are gone or disabled (their timers stop)."""
+        """Stop the timers of servers that are gone or disabled.
+
+        A disabled server keeps its tokens, so a refresh in flight still lands and is saved.
+        """
         keep = {s.id for s in config.servers if s.enabled and uses_oauth(s)}
         for sid in [sid for sid in self._entries if sid not in keep]:
             entry = self._entries.pop(sid)
+            self._stop(entry)
             entry.auth.cancel()
-            self._stop_tasks(entry)
+            if entry.auth.refreshing is not None:
+                self._draining[sid] = entry.auth.refreshing
 
-    def _stop_tasks(self, entry: _Entry) -> None:
+    def _stop(self, entry: _Entry) -> None:
         self._stop_ticker(entry)
-        if entry.refresher is not None:
-            entry.refresher.cancel()
-            entry.refresher = None
+        entry.lifecycle.stop()
+
+    def lifecycle(self, server_id: str) -> TokenLifecycle | None:
+        """The server's background refresher (diagnostics and tests)."""
+        entry = self._entries.get(server_id)
+        return entry.lifecycle if entry else None
 
     async def close(self) -> None:
+        """Shutdown: stop every timer and sign-in, let refreshes in flight land (≤ `REFRESH_SETTLE` s)."""
+        tasks = {t for t in self._draining.values() if not t.done()}
         for entry in self._entries.values():
+            self._stop(entry)
             entry.auth.cancel()
-            self._stop_tasks(entry)
+            if entry.auth.refreshing is not None:
+                tasks.add(entry.auth.refreshing)
+        if tasks:
+            log.info("waiting for %d token refresh(es) in flight to be saved", len(tasks))
+            _, late = await asyncio.wait(tasks, timeout=REFRESH_SETTLE)
+            if late:
+                log.warning("%d token refresh(es) did not finish within %.0f s", len(late), REFRESH_SETTLE)
+        for entry in self._entries.values():
+            entry.auth.retire()
+        for task in tasks:
+            task.cancel()  # (only the late ones are still running; their answers would be dropped anyway)
         self._entries.clear()
+        self._draining.clear()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-

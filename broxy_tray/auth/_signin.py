@@ -31,14 +31,13 @@ from ._errors import AuthError, AuthNetworkError
 from ._loopback import LoopbackReceiver
 from ._metadata import AuthorizationServerMetadata
 from ._pkce import Pkce, make_state
+from ._schedule import refresh_due_at
 from ._scopes import scope_param, union_scopes
 from ._store import CredentialStore, StoredAuth
 from ._tokens import TokenError, TokenSet, exchange_code, refresh
 
 log = logging.getLogger(__name__)
 
-REFRESH_MARGIN = 60.0  # refresh at least this long before expiry
-REFRESH_FRACTION = 0.2  # … or when less than this share of the lifetime is left
 DEFAULT_CALLBACK_PATH = "/callback"
 
 BrowserOpener = Callable[[str], "Awaitable[bool] | bool"]
@@ -51,6 +50,10 @@ class SignInCancelled(AuthError):
 
 class SignInTimeout(AuthError):
     """Nobody completed the sign-in in the browser in time."""
+
+
+class Retired(AuthError):
+    """This `ServerAuth` belongs to an older generation (server removed, renamed, signed out, changed)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,9 @@ class ServerAuth:
         on_event: EventSink | None = None,
         clock: Callable[[], float] = time.time,
         receiver_factory: Callable[..., LoopbackReceiver] = LoopbackReceiver,
+        generation: int = 0,
+        on_due: Callable[[], None] | None = None,
+        after: asyncio.Task[Any] | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
@@ -132,35 +138,89 @@ class ServerAuth:
         self._discovery: Discovery | None = None
         self.last_error: AuthError | None = None
         self.sign_ins = 0  # completed browser sign-ins (diagnostics and tests)
+        self.generation = generation
+        self.retired = False
+        self._on_due = on_due  # the background lifecycle's nudge; None: refresh in the background here
+        self._after = after  # a predecessor's refresh still in flight: its result is saved first
+        self._entry: StoredAuth | None = None  # what is stored for this server, kept for the run
+        self._loaded = False
+        self.refresh_waits = 0  # requests that waited for a refresh (their token had expired)
 
     # -- what the HTTP layer asks ----------------------------------------------
 
+    async def tokens(self) -> TokenSet | None:
+        """The current tokens (from secure storage once, then kept in memory for the run)."""
+        entry = await self._stored()
+        return entry.tokens if entry else None
+
+    async def _stored(self) -> StoredAuth | None:
+        if not self._loaded:
+            if self._after is not None and not self._after.done():
+                await asyncio.wait({self._after}, timeout=self.settings.request_timeout)
+            self._after = None
+            entry = await self._store.load(self.settings.server_id)
+            if not self._loaded:  # a save may have happened meanwhile; it is newer
+                self._entry, self._loaded = entry, True
+        return self._entry
+
+    async def _save(self, entry: StoredAuth) -> None:
+        """Keep and store `entry`, unless this generation is over (then the result is dropped)."""
+        if self.retired:
+            log.info("%s: dropping a result of an ended sign-in generation (%d)", self.settings.server_id,
+                     self.generation)
+            raise Retired("the server was removed, renamed, signed out or changed meanwhile")
+        self._entry, self._loaded = entry, True
+        await self._store.save(self.settings.server_id, entry)
+
+    def retire(self) -> None:
+        """End this generation: cancel its sign-in; whatever arrives later is dropped, never saved."""
+        self.retired = True
+        self.cancel()
+
+    @property
+    def refreshing(self) -> asyncio.Task[TokenSet] | None:
+        """The refresh in flight, if any."""
+        task = self._refreshing
+        return task if task is not None and not task.done() else None
+
     async def current_token(self) -> TokenSet | None:
-        """The token to send now; refreshed first when it is about to expire (if it can be)."""
-        entry = await self._store.load(self.settings.server_id)
-        tokens = entry.tokens if entry else None
-        if tokens is None or not self._due_for_refresh(tokens):
+        """The token to send now. A valid token is used at once, even when due (the refresh
+        then runs in the background); only an expired one waits for the single refresh."""
+        tokens = await self.tokens()
+        if tokens is None or tokens.expires_at is None:
+            return tokens
+        now = self._clock()
+        if now < tokens.expires_at:
+            if tokens.refresh_token and now >= refresh_due_at(tokens):
+                self._refresh_in_background()
             return tokens
         if not tokens.refresh_token:
-            return tokens if not tokens.expires_within(0, self._clock()) else None
+            return None  # expired, nothing to refresh with: the 401 leads to a sign-in
+        self.refresh_waits += 1
         try:
-            return await self._refresh_shared(tokens)
+            return await self._refresh_shared()
         except AuthError as e:
             if isinstance(e, TokenError) and not e.transient:
                 return None  # e.g. invalid_grant: the next 401 leads to a sign-in
-            log.warning("%s: refresh failed (%s); using the current token while it lasts", self.settings.server_id, e)
-            return tokens if not tokens.expires_within(0, self._clock()) else None
+            log.warning("%s: refresh failed (%s)", self.settings.server_id, e)
+            raise AuthNetworkError(f"the token expired and refreshing it failed: {e}") from None
+
+    def _refresh_in_background(self) -> None:
+        if self._on_due is not None:
+            self._on_due()  # the lifecycle refreshes (it knows about backoff)
+        elif self.refreshing is None:
+            self._start_refresh()
 
     async def on_unauthorized(self, challenge: BearerChallenge | None, sent: TokenSet | None) -> TokenSet:
         """A `401`: another request may already have a fresh token; else refresh; else sign in."""
         self._event("challenge", _describe_challenge(401, challenge))
-        entry = await self._store.load(self.settings.server_id)
-        tokens = entry.tokens if entry else None
-        if tokens is not None and sent is not None and tokens.access_token != sent.access_token:
-            return tokens
+        tokens = await self.tokens()
+        newer = tokens is not None and (sent is None or tokens.access_token != sent.access_token)
+        if newer and tokens is not None and not tokens.expires_within(0, self._clock()):
+            return tokens  # a refresh or sign-in finished since this request left: retry with its token
         if tokens is not None and tokens.refresh_token:
             try:
-                return await self._refresh_shared(tokens)
+                return await self._refresh_shared()
             except TokenError as e:
                 if e.transient:
                     raise
@@ -227,7 +287,7 @@ class ServerAuth:
         )
         meta = disc.as_metadata
         wanted = scopes if scopes is not None else disc.scopes(s.configured_scopes)
-        entry = await self._store.load(s.server_id) or StoredAuth()
+        entry = await self._stored() or StoredAuth()
         for attempt in (1, 2):
             stored_reg = entry.registration_for(meta.issuer)
             state = make_state()
@@ -240,7 +300,7 @@ class ServerAuth:
                     self._event("client", f"client: {reg.kind} ({reg.client_id})")
                     if reg.kind == "dynamic":  # keep it even if the user never finishes signing in
                         entry = entry.with_registration(reg)
-                        await self._store.save(s.server_id, entry)
+                        await self._save(entry)
                 else:
                     self._event("client", f"client: {reg.kind}, registered before ({reg.client_id})")
                 pkce = Pkce.new()
@@ -261,13 +321,13 @@ class ServerAuth:
             except TokenError as e:
                 if e.error == "invalid_client" and reg.kind == "dynamic" and attempt == 1:
                     entry = entry.without_registration(meta.issuer)
-                    await self._store.save(s.server_id, entry)
+                    await self._save(entry)
                     self._event("client", "the authorization server no longer knows this client; registering again")
                     continue
                 raise
             entry = replace(entry.with_registration(reg), tokens=tokens, token_endpoint=meta.token_endpoint,
                             revocation_endpoint=meta.revocation_endpoint)
-            await self._store.save(s.server_id, entry)
+            await self._save(entry)
             self._event("token", _describe_tokens(tokens, self._clock()))
             return tokens
         raise AuthError("sign-in failed")  # pragma: no cover - the loop returns or raises
@@ -317,28 +377,32 @@ class ServerAuth:
     # -- refresh ------------------------------------------------------------------
 
     def refresh_due_at(self, tokens: TokenSet) -> float:
-        """When to refresh: at ~80 % of the lifetime, and at least 60 s before expiry."""
-        if tokens.expires_at is None:
-            return float("inf")
-        lifetime = max(0.0, tokens.expires_at - (tokens.issued_at or tokens.expires_at))
-        return tokens.expires_at - max(REFRESH_MARGIN, REFRESH_FRACTION * lifetime)
+        """When to refresh (see `_schedule`)."""
+        return refresh_due_at(tokens)
 
-    def _due_for_refresh(self, tokens: TokenSet) -> bool:
-        return self._clock() >= self.refresh_due_at(tokens)
+    async def refresh_now(self) -> TokenSet:
+        """Refresh the current tokens now, or join the refresh already in flight."""
+        return await self._refresh_shared()
 
-    async def refresh_now(self, tokens: TokenSet) -> TokenSet:
-        """Refresh `tokens` (joining a refresh already running)."""
-        return await self._refresh_shared(tokens)
+    def _start_refresh(self) -> asyncio.Task[TokenSet]:
+        task = asyncio.get_running_loop().create_task(self._refresh(), name=f"refresh:{self.settings.server_id}")
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._refreshing = task
+        return task
 
-    async def _refresh_shared(self, tokens: TokenSet) -> TokenSet:
-        if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.get_running_loop().create_task(self._refresh(tokens))
-            self._refreshing.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return await asyncio.shield(self._refreshing)
+    async def _refresh_shared(self) -> TokenSet:
+        """At most one refresh per server in flight; everyone who needs one joins it."""
+        task = self.refreshing or self._start_refresh()
+        return await asyncio.shield(task)
 
-    async def _refresh(self, tokens: TokenSet) -> TokenSet:
-        sid = self.settings.server_id
-        entry = await self._store.load(sid) or StoredAuth()
+    async def _refresh(self) -> TokenSet:
+        """One refresh_token grant with the newest refresh token; the result is saved before it counts."""
+        if self.retired:
+            raise Retired("the server was removed, renamed, signed out or changed")
+        entry = await self._stored() or StoredAuth()
+        tokens = entry.tokens
+        if tokens is None or not tokens.refresh_token:
+            raise TokenError("no refresh token to refresh with", error="invalid_grant")
         reg = entry.registration_for(tokens.issuer)
         if reg is None and self.settings.client.client_id:
             reg = ClientRegistration(client_id=self.settings.client.client_id, kind="pre-registered",
@@ -351,12 +415,15 @@ class ServerAuth:
         try:
             fresh = await self._drive(refresh(reg, entry.token_endpoint, tokens, clock=self._clock), what="token refresh")
         except TokenError as e:
-            if not e.transient:  # the refresh token is dead: forget it, keep the registration
-                latest = await self._store.load(sid) or entry
-                await self._store.save(sid, replace(latest, tokens=None))
+            if not e.transient:
+                # the refresh token is dead: forget it, keep the registration, and keep using the
+                # access token while it lasts (the request after its expiry signs in, once)
+                latest = self._entry or entry
+                left = replace(tokens, refresh_token=None) if not tokens.expires_within(0, self._clock()) else None
+                await self._save(replace(latest, tokens=left))
             raise
-        latest = await self._store.load(sid) or entry
-        await self._store.save(sid, replace(latest, tokens=fresh))
+        latest = self._entry or entry
+        await self._save(replace(latest, tokens=fresh))
         self._event("refreshed", _describe_tokens(fresh, self._clock()))
         return fresh
 

@@ -108,6 +108,14 @@ class Supervisor:
             for t in pending:
                 log.warning("%s did not stop within %.0f s", t.get_name(), STOP_TIMEOUT)
 
+    async def stop(self, ids: list[str]) -> None:
+        """Stop these servers' tasks now, ahead of `apply` (whose plan then finds them stopped).
+
+        The app stops a server before its stored sign-in is cleared or moved, so no connection
+        of it can still be refreshing or signing in when storage changes.
+        """
+        await self._stop_all(ids)
+
     async def restart(self, server_id: str) -> None:
         """Stop and start one server's task now (e.g. "Retry now" while it waits in backoff)."""
         if self._config is None:

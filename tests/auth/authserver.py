@@ -23,7 +23,16 @@ fails against it:
   exposed to the resource server through :meth:`AuthServer.introspect`;
 * a request log with secrets masked and per-endpoint counters;
 * switchable faults per endpoint (500, malformed JSON, oversized body, slow,
-  hang until :meth:`AuthServer.release`, ``invalid_client``, HTML).
+  hang until :meth:`AuthServer.release`, ``invalid_client``, HTML, a dropped
+  connection, and ``hold``: the request is *processed* — a refresh token
+  rotated — but the answer is held back until release() or ``delay``, like a
+  response that arrives after the client gave up);
+* like the big hosted servers: configurable access-token lifetime, optional
+  refresh-token lifetime, single-use rotating refresh tokens with reuse
+  detection, and its own account of what happened (:attr:`AuthServer.grants`,
+  :attr:`AuthServer.stats`), so tests count from the server, not the client;
+* an injectable wall clock (``AuthServer(clock=...)``) and an in-process
+  transport (:meth:`AuthServer.transport`) for simulated-time tests.
 
 Usage::
 
@@ -67,6 +76,7 @@ __all__ = [
     "AuthServer",
     "ClientRecord",
     "Fault",
+    "GrantRecord",
     "Introspection",
     "LoggedRequest",
     "ServerThread",
@@ -75,7 +85,7 @@ __all__ = [
 ]
 
 WellKnown = Literal["oauth", "oidc_insert", "oidc_append"]
-FaultKind = Literal["500", "malformed_json", "oversized", "slow", "hang", "invalid_client", "html"]
+FaultKind = Literal["500", "malformed_json", "oversized", "slow", "hang", "invalid_client", "html", "drop", "hold"]
 Endpoint = Literal["metadata", "authorize", "token", "register", "revoke", "jwks"]
 
 SECRET_PARAMS = frozenset(
@@ -183,6 +193,11 @@ class ASConfig:
     """Every refresh_token grant answers 400 invalid_grant."""
     revoke_family_on_reuse: bool = True
     """Presenting a rotated-out refresh token (or a used code) revokes the whole grant."""
+    refresh_token_ttl: float | None = None
+    """Refresh-token lifetime in seconds (None: no expiry); an expired one is invalid_grant."""
+    reuse_grace: float = 0.0
+    """Seconds during which the refresh token just rotated out may be presented again (a client
+    whose answer got lost retries), as Okta's grace period or Auth0's reuse interval; 0: strict."""
 
 
 class Fault(NamedTuple):
@@ -254,6 +269,33 @@ class _Refresh:
     resource: str | None
     grant_id: str
     active: bool = True
+    issued_at: float = 0.0
+    expires_at: float | None = None
+    rotated_at: float | None = None
+
+
+@dataclass
+class GrantRecord:
+    """One token-endpoint grant as the server saw it (its own clock)."""
+
+    at: float
+    grant_type: str
+    client_id: str
+    outcome: str  # issued | reuse | revoked | expired | unknown | refused | error
+    token_age: float | None = None  # refresh grants: seconds since the presented refresh token was issued
+
+
+class _Drop(Exception):
+    """Close the connection without an answer (fault "drop", or a held answer at shutdown)."""
+
+
+class _DropFilter:
+    """Keeps the intended drops out of uvicorn's error log."""
+
+    @staticmethod
+    def filter(record: Any) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, _Drop)
 
 
 class _OAuthError(Exception):
@@ -311,6 +353,9 @@ class ServerThread:
         )
         server = uvicorn.Server(config)
         self._server = server
+        import logging
+
+        logging.getLogger("uvicorn.error").addFilter(_DropFilter())
 
         def run() -> None:
             try:
@@ -354,8 +399,15 @@ class ServerThread:
 class AuthServer:
     """The authorization server. A context manager; see the module docstring."""
 
-    def __init__(self, config: ASConfig | None = None, **overrides: Any) -> None:
+    def __init__(self, config: ASConfig | None = None, *, clock: Any = time.time, **overrides: Any) -> None:
         self.config = dataclasses.replace(config or ASConfig(), **overrides)
+        self.clock = clock
+        """The wall clock of every expiry and of the grant log (a fake one for simulated time)."""
+        self.down = False
+        """In-process transport only: every request fails to connect (the server is down)."""
+        self.grants: list[GrantRecord] = []
+        self.stats: Counter[str] = Counter()
+        """refresh_grants, refreshed, reuse_detected, invalid_grant, code_grants, held, dropped, refused."""
         self._lock = threading.RLock()
         self._origin: str | None = None
         self._thread: ServerThread | None = None
@@ -515,7 +567,10 @@ class AuthServer:
         500: HTTP 500 with a JSON error. malformed_json: 200, application/json,
         truncated JSON. oversized: 200 with a ``size``-byte JSON body. slow:
         sleep ``delay`` then answer normally. hang: never answer until
-        release() (or shutdown). invalid_client: 401 invalid_client. html:
+        release() (or shutdown); as a timeout, the client gives up. drop: close the
+        connection without an answer (after ``delay``). hold: process the request
+        (a refresh token is rotated) but hold the answer until release() or for
+        ``delay`` seconds. invalid_client: 401 invalid_client. html:
         200 text/html (a login page where JSON was expected)."""
         with self._lock:
             self.faults[endpoint] = Fault(kind, times, delay, size)
@@ -545,6 +600,15 @@ class AuthServer:
         with self._lock:
             self.log.clear()
             self.counts.clear()
+            self.grants.clear()
+            self.stats.clear()
+
+    def refresh_grants(self, client_id: str | None = None, outcome: str | None = None) -> list[GrantRecord]:
+        """The refresh_token grants seen, optionally of one client and one outcome."""
+        with self._lock:
+            return [g for g in self.grants if g.grant_type == "refresh_token"
+                    and (client_id is None or g.client_id == client_id)
+                    and (outcome is None or g.outcome == outcome)]
 
     def introspect(self, token: str) -> Introspection:
         """What the resource server needs to know about an access token."""
@@ -552,7 +616,7 @@ class AuthServer:
             rec = self._access.get(token)
             if rec is None:
                 return Introspection(False, (), None, None, None)
-            active = not rec.revoked and rec.grant_id not in self._revoked_grants and time.time() < rec.expires_at
+            active = not rec.revoked and rec.grant_id not in self._revoked_grants and self.clock() < rec.expires_at
             return Introspection(active, rec.scopes, rec.resource, rec.expires_at, rec.client_id)
 
     def refresh_token_active(self, token: str) -> bool:
@@ -564,7 +628,7 @@ class AuthServer:
         """Make every access token issued so far expired (without waiting)."""
         with self._lock:
             for rec in self._access.values():
-                rec.expires_at = min(rec.expires_at, time.time() - 1)
+                rec.expires_at = min(rec.expires_at, self.clock() - 1)
 
     @property
     def all_scopes(self) -> list[str]:
@@ -633,8 +697,61 @@ class AuthServer:
         if scope["type"] != "http":  # pragma: no cover
             return
         request = Request(scope, receive)
-        response = await self.handle(request)
+        try:
+            response = await self.handle(request)
+        except _Drop:
+            # close the connection without an answer: start a response, then fail (the server drops it)
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+            raise
         await response(scope, receive, send)
+
+    def transport(self) -> Any:
+        """An httpx2 transport that serves this server in-process, on the caller's event loop.
+
+        No sockets and no threads, so a test on a virtual-time loop can make thousands of grants
+        in simulated hours. `down` makes every request fail to connect; a "drop" fault becomes
+        a closed connection."""
+        import httpx2
+
+        server = self
+
+        class _InProcess(httpx2.AsyncBaseTransport):
+            # a minimal ASGI call (httpx2.ASGITransport probes for trio with an import on every request)
+            async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+                if server.down:
+                    with server._lock:
+                        server.stats["refused"] += 1
+                    raise httpx2.ConnectError("connection refused (authorization server down)", request=request)
+                body = await request.aread()
+                scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                         "method": request.method, "scheme": request.url.scheme, "path": request.url.path,
+                         "raw_path": request.url.raw_path.split(b"?")[0], "query_string": request.url.query,
+                         "root_path": "", "headers": [(k.lower(), v) for k, v in request.headers.raw],
+                         "client": ("127.0.0.1", 1), "server": (request.url.host, request.url.port or 80)}
+                sent = False
+                out: dict[str, Any] = {"body": b""}
+
+                async def receive() -> dict[str, Any]:
+                    nonlocal sent
+                    if sent:
+                        return {"type": "http.disconnect"}
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+
+                async def send(message: dict[str, Any]) -> None:
+                    if message["type"] == "http.response.start":
+                        out["status"], out["headers"] = message["status"], message.get("headers", [])
+                    elif message["type"] == "http.response.body":
+                        out["body"] += message.get("body", b"")
+
+                try:
+                    await server.asgi(scope, receive, send)
+                except _Drop:
+                    raise httpx2.RemoteProtocolError("server disconnected without a response",
+                                                     request=request) from None
+                return httpx2.Response(out["status"], headers=out["headers"], content=out["body"], request=request)
+
+        return _InProcess()
 
     async def handle(self, request: Request) -> Response:
         """Answer one HTTP request (usable from an embedding app)."""
@@ -688,11 +805,24 @@ class AuthServer:
             return JSONResponse({"error": "not_found"}, status_code=404)
 
         fault = self._take_fault(endpoint)
+        if fault is not None and fault.kind == "hold":
+            response = await self._answer(request, endpoint, variant, form_multi, js, ctype)
+            with self._lock:
+                self.stats["held"] += 1
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+            elif not await self._wait_gate():
+                raise _Drop()
+            return response
         if fault is not None:
             answer = await self._apply_fault(fault)
             if answer is not None:
                 return answer
+        return await self._answer(request, endpoint, variant, form_multi, js, ctype)
 
+    async def _answer(
+        self, request: Request, endpoint: str, variant: Any, form_multi: list[tuple[str, str]], js: Any, ctype: str
+    ) -> Response:
         try:
             if endpoint == "metadata":
                 if request.method != "GET":
@@ -754,6 +884,12 @@ class AuthServer:
         if kind == "slow":
             await asyncio.sleep(fault.delay)
             return None
+        if kind == "drop":
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+            with self._lock:
+                self.stats["dropped"] += 1
+            raise _Drop()
         if kind == "hang":
             if not await self._wait_gate():
                 return Response(status_code=503)
@@ -909,7 +1045,7 @@ class AuthServer:
                 challenge=challenge,
                 resource=resource,
                 scopes=scopes,
-                expires_at=time.time() + self.config.code_ttl,
+                expires_at=self.clock() + self.config.code_ttl,
                 grant_id=secrets.token_hex(8),
             )
         if mode == "wrong_state":
@@ -1012,6 +1148,7 @@ class AuthServer:
             if grant_type not in client.grant_types:
                 raise _OAuthError("unauthorized_client", f"client is not registered for {grant_type}")
             if grant_type == "authorization_code":
+                self.stats["code_grants"] += 1
                 body = self._grant_code(client, form)
             else:
                 body = self._grant_refresh(client, form)
@@ -1031,7 +1168,7 @@ class AuthServer:
             if self.config.revoke_family_on_reuse:
                 self._revoked_grants.add(rec.grant_id)
             raise _OAuthError("invalid_grant", "authorization code already used")
-        if time.time() > rec.expires_at:
+        if self.clock() > rec.expires_at:
             raise _OAuthError("invalid_grant", "authorization code expired")
         if rec.client_id != client.client_id:
             raise _OAuthError("invalid_grant", "authorization code was issued to another client")
@@ -1051,22 +1188,44 @@ class AuthServer:
         return self._issue(client, rec.scopes, rec.resource, rec.grant_id, with_refresh=True)
 
     def _grant_refresh(self, client: ClientRecord, form: dict[str, str]) -> dict[str, Any]:
+        self.stats["refresh_grants"] += 1
+        rec = self._refresh.get(form.get("refresh_token") or "")
+        age = self.clock() - rec.issued_at if rec is not None else None
+        try:
+            body = self._grant_refresh_checked(client, form, rec)
+        except _OAuthError as err:
+            outcome = {"refresh token already used (rotated)": "reuse", "refresh token revoked": "revoked",
+                       "refresh token expired": "expired", "unknown refresh token": "unknown"}.get(
+                           err.description, "refused" if err.error == "invalid_grant" else "error")
+            if err.error == "invalid_grant":
+                self.stats["invalid_grant"] += 1
+            if outcome == "reuse":
+                self.stats["reuse_detected"] += 1
+            self.grants.append(GrantRecord(self.clock(), "refresh_token", client.client_id, outcome, age))
+            raise
+        self.stats["refreshed"] += 1
+        self.grants.append(GrantRecord(self.clock(), "refresh_token", client.client_id, "issued", age))
+        return body
+
+    def _grant_refresh_checked(self, client: ClientRecord, form: dict[str, str], rec: _Refresh | None) -> dict[str, Any]:
         token = form.get("refresh_token")
         if not token:
             raise _OAuthError("invalid_request", "refresh_token required")
         if self.config.refresh_invalid_grant:
             raise _OAuthError("invalid_grant", "refresh token rejected (injected)")
-        rec = self._refresh.get(token)
         if rec is None:
             raise _OAuthError("invalid_grant", "unknown refresh token")
         if rec.client_id != client.client_id:
             raise _OAuthError("invalid_grant", "refresh token was issued to another client")
         if rec.grant_id in self._revoked_grants:
             raise _OAuthError("invalid_grant", "refresh token revoked")
-        if not rec.active:
+        in_grace = rec.rotated_at is not None and self.clock() - rec.rotated_at <= self.config.reuse_grace
+        if not rec.active and not in_grace:
             if self.config.revoke_family_on_reuse:
                 self._revoked_grants.add(rec.grant_id)
             raise _OAuthError("invalid_grant", "refresh token already used (rotated)")
+        if rec.expires_at is not None and self.clock() >= rec.expires_at:
+            raise _OAuthError("invalid_grant", "refresh token expired")
         resource = form.get("resource")
         if resource is None and self.config.require_resource:
             raise _OAuthError("invalid_target", "resource required")
@@ -1079,8 +1238,8 @@ class AuthServer:
                 raise _OAuthError("invalid_scope", "scope exceeds the original grant")
             scopes = asked
         rotate = not self.config.refresh_omit_new_token
-        if rotate:
-            rec.active = False
+        if rotate and rec.active:
+            rec.active, rec.rotated_at = False, self.clock()
         return self._issue(client, scopes, rec.resource, rec.grant_id, with_refresh=rotate, refresh_scopes=rec.scopes)
 
     def _issue(
@@ -1099,7 +1258,7 @@ class AuthServer:
             client_id=client.client_id,
             scopes=scopes,
             resource=resource,
-            expires_at=time.time() + c.access_token_ttl,
+            expires_at=self.clock() + c.access_token_ttl,
             grant_id=grant_id,
         )
         body: dict[str, Any] = {"access_token": access, "token_type": "Bearer"}
@@ -1115,11 +1274,14 @@ class AuthServer:
         )
         if allowed:
             refresh = _token("rt")
+            now = self.clock()
             self._refresh[refresh] = _Refresh(
                 client_id=client.client_id,
                 scopes=refresh_scopes or scopes,
                 resource=resource,
                 grant_id=grant_id,
+                issued_at=now,
+                expires_at=now + c.refresh_token_ttl if c.refresh_token_ttl is not None else None,
             )
             body["refresh_token"] = refresh
         return body
@@ -1213,7 +1375,7 @@ class AuthServer:
         out = {k: v for k, v in js.items() if k not in ("client_secret", "client_id", "client_secret_expires_at")}
         out.update(
             client_id=client_id,
-            client_id_issued_at=int(time.time()),
+            client_id_issued_at=int(self.clock()),
             token_endpoint_auth_method=method,
             grant_types=list(grant_types),
             response_types=list(response_types),

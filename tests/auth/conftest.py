@@ -4,6 +4,7 @@
 ``mcp_server``       a ProtectedMCPServer (tests/auth/protected_mcp.py) trusting ``auth_server``.
 ``make_auth_server`` factory: ``make_auth_server(issuer_path="/t", cimd_supported=True)``.
 ``make_mcp_server``  factory: ``make_mcp_server(auth, prm_locations={"root"})``.
+``secret_service``   a private D-Bus session bus with a real, unlocked gnome-keyring (secret_service.py).
 
 Switches may also be flipped on a running server: ``auth_server.config.authorize_mode = "deny"``.
 Everything started by a fixture is stopped at teardown.
@@ -23,6 +24,9 @@ if _HERE not in sys.path:
 
 from authserver import AuthServer  # noqa: E402
 from protected_mcp import ProtectedMCPServer  # noqa: E402
+from secret_service import secret_service  # noqa: E402  (fixture: a private bus with a real gnome-keyring)
+
+SHARED_FIXTURES = (secret_service,)  # defined elsewhere, offered to every test here
 
 
 @pytest.fixture

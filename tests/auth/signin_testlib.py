@@ -10,7 +10,20 @@ from __future__ import annotations
 import asyncio
 import http.client
 import socket
+import stat
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
+
+REDIRECT_BROWSER = Path(__file__).resolve().parent / "redirect_browser.py"
+
+
+def browser_command(directory: Path) -> str:
+    """A `BROWSER` executable for a subprocess app that signs in automatically (redirect_browser.py)."""
+    wrapper = directory / "browser"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REDIRECT_BROWSER}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return str(wrapper)
 
 
 def free_port() -> int:

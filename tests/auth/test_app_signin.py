@@ -206,7 +206,7 @@ async def test_sign_out_revokes_and_disables(auth_server, mcp_server, running_ap
 
 
 async def test_background_refresh_before_expiry(make_auth_server, make_mcp_server, running_app):
-    auth = make_auth_server(access_token_ttl=63)  # due at 80 % / 60 s ahead: about 3 s after issue
+    auth = make_auth_server(access_token_ttl=4)  # a short token is due at half its life: 2 s after issue
     rs = make_mcp_server(auth)
     app, path, rec = await running_app(UNUSUAL % {"timeout": 30, "url": rs.url}, Browser())
     await until(lambda: status(app, "secured") is ServerStatus.AVAILABLE)
@@ -220,7 +220,7 @@ async def test_background_refresh_before_expiry(make_auth_server, make_mcp_serve
 
 
 async def test_refresh_without_new_refresh_token_keeps_the_old(make_auth_server, make_mcp_server, running_app):
-    auth = make_auth_server(access_token_ttl=63, refresh_omit_new_token=True)
+    auth = make_auth_server(access_token_ttl=4, refresh_omit_new_token=True)
     rs = make_mcp_server(auth)
     app, path, rec = await running_app(UNUSUAL % {"timeout": 30, "url": rs.url}, Browser())
     await until(lambda: status(app, "secured") is ServerStatus.AVAILABLE)
@@ -230,12 +230,12 @@ async def test_refresh_without_new_refresh_token_keeps_the_old(make_auth_server,
 
 
 async def test_authorization_server_down_keeps_available_then_recovers(make_auth_server, make_mcp_server, running_app):
-    auth = make_auth_server(access_token_ttl=64)
+    auth = make_auth_server(access_token_ttl=20)  # due at 10 s; three failures wait about 1 + 2 + 4 s
     rs = make_mcp_server(auth)
     app, path, rec = await running_app(UNUSUAL % {"timeout": 30, "url": rs.url}, Browser())
     await until(lambda: status(app, "secured") is ServerStatus.AVAILABLE)
     first = (await app.credentials.load("secured")).tokens
-    auth.set_fault("token", "500", times=3)  # the refreshes due in ~4 s fail three times (backoff 1, 2, 4 s)
+    auth.set_fault("token", "500", times=3)  # the refreshes due in ~10 s fail three times (backoff 1, 2, 4 s)
     seen = set()
     await until(lambda: seen.add(status(app, "secured")) or
                 app.credentials._entries["secured"].tokens.access_token != first.access_token,  # noqa: SLF001
@@ -262,7 +262,7 @@ async def test_app_log_has_no_secrets(make_auth_server, make_mcp_server, running
     import logging
 
     caplog.set_level(logging.DEBUG)
-    auth = make_auth_server(access_token_ttl=63)
+    auth = make_auth_server(access_token_ttl=4)
     rs = make_mcp_server(auth)
     app, path, rec = await running_app(UNUSUAL % {"timeout": 30, "url": rs.url}, Browser())
     await until(lambda: status(app, "secured") is ServerStatus.AVAILABLE)

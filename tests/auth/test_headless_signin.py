@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import json
 import signal
-import stat
 import sys
-from pathlib import Path
 
-REDIRECT_BROWSER = Path(__file__).resolve().parent / "redirect_browser.py"
-
-
-def browser(tmp_path: Path) -> str:
-    wrapper = tmp_path / "browser"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REDIRECT_BROWSER}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    return str(wrapper)
+from signin_testlib import browser_command as browser
 
 
 def test_headless_sign_in_json_lines(auth_server, mcp_server, headless, user_env, tmp_path):

@@ -1,8 +1,7 @@
 """KeyringStore: secure storage on a real gnome-keyring, split values, fallback to memory.
 
 The Secret Service tests bring up their own private D-Bus session bus and
-gnome-keyring (isolated HOME / XDG dirs, nothing from the caller's session is
-used, whether or not pytest runs under dbus-run-session) and stop both by PID.
+gnome-keyring (the `secret_service` fixture, secret_service.py).
 Keyring picks its backend once per process, so the store runs in a fresh
 subprocess per step (keyring_helpers/run_store.py) that gets its program, and
 any secret, on stdin. Tests of the splitting logic and of the timeout also
@@ -15,16 +14,12 @@ import asyncio
 import json
 import logging
 import math
-import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +33,6 @@ from broxy_tray.auth._tokens import TokenSet
 HELPERS = Path(__file__).resolve().parent / "keyring_helpers"
 RUN_STORE = HELPERS / "run_store.py"
 SILENT_PROMPTER = HELPERS / "silent_prompter.py"
-KEYRING_PASSWORD = b"keyring-test-password"
 
 # Secret values: unique, recognisable, and checked to be absent from every log.
 ACCESS = "at-SECRET-9f1c2e7a-access"
@@ -92,162 +86,7 @@ def compact(entry: StoredAuth) -> str:
     return json.dumps(entry.to_json(), separators=(",", ":"))
 
 
-# --- a private session bus with a real gnome-keyring ------------------------------------------
-
-_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir={dir}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
-
-
-def _wait_for(pred: Any, timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-@dataclass
-class SecretService:
-    """A running private bus + gnome-keyring, and what a test needs to talk to it."""
-
-    env: dict[str, str]
-    address: str
-    procs: list[subprocess.Popen[Any]] = field(default_factory=list)
-
-    def start(self, args: list[str], **kw: Any) -> subprocess.Popen[Any]:
-        kw.setdefault("stdout", subprocess.DEVNULL)
-        kw.setdefault("stderr", subprocess.DEVNULL)
-        proc = subprocess.Popen(args, env=self.env, start_new_session=True, **kw)
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
-
-    # D-Bus, through jeepney (already a dependency of SecretStorage): no gdbus needed.
-    def call(self, dest: str, path: str, interface: str, method: str, signature: str | None = None,
-             body: tuple[Any, ...] = ()) -> tuple[Any, ...]:
-        from jeepney import DBusAddress, new_method_call
-        from jeepney.io.blocking import open_dbus_connection
-
-        with open_dbus_connection(bus=self.address) as conn:
-            msg = new_method_call(DBusAddress(path, bus_name=dest, interface=interface), method, signature, body)
-            return tuple(conn.send_and_get_reply(msg, timeout=5).body)
-
-    def has_name(self, name: str) -> bool:
-        return bool(self.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                              "NameHasOwner", "s", (name,))[0])
-
-    def default_collection(self) -> str:
-        path = self.call("org.freedesktop.secrets", "/org/freedesktop/secrets", "org.freedesktop.Secret.Service",
-                         "ReadAlias", "s", ("default",))[0]
-        assert path and path != "/", "no default collection"
-        return str(path)
-
-    def collection_locked(self, path: str) -> bool:
-        _sig, value = self.call("org.freedesktop.secrets", path, "org.freedesktop.DBus.Properties", "Get", "ss",
-                                ("org.freedesktop.Secret.Collection", "Locked"))[0]
-        return bool(value)
-
-    def lock(self) -> None:
-        """Lock the login collection, as a screen lock or `seahorse` would."""
-        path = self.default_collection()
-        self.call("org.freedesktop.secrets", "/org/freedesktop/secrets", "org.freedesktop.Secret.Service",
-                  "Lock", "ao", ([path],))
-        assert self.collection_locked(path)
-
-    def usernames(self) -> list[str]:
-        """Usernames of every broxy-tray item, as secret-tool (libsecret, not keyring) sees them."""
-        proc = subprocess.run(["secret-tool", "search", "--all", "service", SERVICE], env=self.env,
-                              capture_output=True, text=True, timeout=10)
-        out = proc.stdout + proc.stderr  # secret-tool prints the attributes on stderr
-        return sorted(line.split(" = ", 1)[1] for line in out.splitlines()
-                      if line.startswith("attribute.username = "))
-
-    def lookup(self, username: str) -> str:
-        return subprocess.run(["secret-tool", "lookup", "service", SERVICE, "username", username], env=self.env,
-                              capture_output=True, text=True, timeout=10).stdout
-
-
-def _need(*commands: str) -> None:
-    missing = [c for c in commands if shutil.which(c) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (Debian: gnome-keyring dbus-daemon libsecret-tools)")
-
-
-def _clean_env(home: Path, runtime: Path) -> dict[str, str]:
-    drop = ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY", "PYTHON_KEYRING_BACKEND")
-    env = {k: v for k, v in os.environ.items()
-           if k not in drop and not k.startswith(("XDG_", "KEYRING_PROPERTY_", "GNOME_KEYRING"))}
-    env.update(
-        HOME=str(home),
-        XDG_RUNTIME_DIR=str(runtime),
-        XDG_DATA_HOME=str(home / ".local/share"),
-        XDG_CONFIG_HOME=str(home / ".config"),  # no keyringrc.cfg from the real user
-        XDG_CACHE_HOME=str(home / ".cache"),
-        NO_AT_BRIDGE="1",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-@pytest.fixture
-def secret_service(tmp_path: Path) -> Iterator[SecretService]:
-    """A private session bus (own config: no service activation) with an unlocked gnome-keyring."""
-    _need("dbus-daemon", "gnome-keyring-daemon", "secret-tool")
-    home = tmp_path / "home"
-    home.mkdir()
-    runtime = Path(tempfile.mkdtemp(prefix="bk-"))  # short: unix socket paths are limited to 108 bytes
-    os.chmod(runtime, 0o700)
-    conf = tmp_path / "bus.conf"
-    conf.write_text(_BUS_CONFIG.format(dir=runtime))
-    ss = SecretService(env=_clean_env(home, runtime), address="")
-    try:
-        bus = ss.start(["dbus-daemon", "--config-file", str(conf), "--nofork", "--print-address=1"],
-                       stdout=subprocess.PIPE, text=True)
-        ss.address = bus.stdout.readline().strip()  # type: ignore[union-attr]
-        if not ss.address:
-            pytest.fail(f"dbus-daemon did not start (exit {bus.wait(5)})")
-        ss.env["DBUS_SESSION_BUS_ADDRESS"] = ss.address
-        gk_log = open(tmp_path / "gnome-keyring.log", "wb")
-        keyring_daemon = ss.start(["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
-                                  stdin=subprocess.PIPE, stdout=gk_log, stderr=gk_log)
-        gk_log.close()
-        keyring_daemon.stdin.write(KEYRING_PASSWORD)  # type: ignore[union-attr]
-        keyring_daemon.stdin.close()  # type: ignore[union-attr]
-        _wait_for(lambda: keyring_daemon.poll() is not None or ss.has_name("org.freedesktop.secrets"), 10,
-                  "gnome-keyring on the bus")
-        assert keyring_daemon.poll() is None, (tmp_path / "gnome-keyring.log").read_text()
-        _wait_for(lambda: not ss.collection_locked(ss.default_collection()), 5, "an unlocked login keyring")
-        yield ss
-    finally:
-        ss.stop_all()
-        shutil.rmtree(runtime, ignore_errors=True)
-
+from secret_service import SecretService, _clean_env, _wait_for  # the fixture comes from conftest
 
 @dataclass
 class Run:
