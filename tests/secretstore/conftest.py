@@ -13,7 +13,7 @@ for _dir in (str(_HERE), str(_HERE.parent / "auth")):
     if _dir not in sys.path:
         sys.path.insert(0, _dir)
 
-from test_keyring_store import SecretService, secret_service  # noqa: E402,F401  (the fixture, reused)
+from secret_service import SecretService, secret_service  # noqa: E402,F401  (the fixture, reused)
 
 
 @pytest.fixture
