@@ -108,7 +108,19 @@ def status(args: argparse.Namespace) -> int:
             print(f"      sign-in page: {s['authUrl']}")
     if app.get("storage"):
         print(f"  secure storage: {app['storage']}")
+    if isinstance(app.get("clients"), dict):
+        print(f"  MCP clients: {_clients_label(app['clients'])}")
     return EXIT_OK
+
+
+def _clients_label(clients: dict[str, Any]) -> str:
+    from ..state import ClientCounts
+
+    try:
+        presets = tuple(sorted((str(k), int(v)) for k, v in (clients.get("presets") or {}).items()))
+        return ClientCounts(int(clients.get("stdio", 0)), int(clients.get("http", 0)), presets).label()
+    except (TypeError, ValueError, AttributeError):
+        return "unknown"
 
 
 def _label(s: dict[str, Any]) -> str:

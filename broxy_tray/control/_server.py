@@ -360,6 +360,7 @@ class ControlServer:
                 "configError": state.config_error,
                 "summary": state.summary,
                 "storage": state.storage,
+                "clients": state.clients.as_json(),
                 "revision": state.revision,
             },
             "servers": [server_json(s) for s in state.servers],
