@@ -66,7 +66,7 @@ def _call(config: Path, message: dict[str, Any], timeout: float) -> dict[str, An
         _err(not_running_message(config))
         return EXIT_NOT_RUNNING
     except ControlError as e:
-        _err(f"no answer from the running instance for {config}: {e}")
+        _err(f"cannot reach broxy-tray for {config}: {e}")
         return EXIT_FAILURE
 
 
@@ -83,7 +83,7 @@ def status(args: argparse.Namespace) -> int:
     except NotRunning:
         return _status_not_running(config, as_json)
     except ControlError as e:
-        _err(f"no answer from the running instance for {config}: {e}")
+        _err(f"cannot reach broxy-tray for {config}: {e}")
         return EXIT_FAILURE
     if not response["ok"]:
         _err(response["error"]["message"])
