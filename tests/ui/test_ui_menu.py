@@ -165,3 +165,15 @@ def test_copy_client_config_click_copies_the_claude_desktop_snippet(monkeypatch,
     monkeypatch.setattr(desktop, "copy_text", lambda text, gtk=False: False)
     runner._dispatch(m.Action(m.COPY_CLIENT_CONFIG))  # noqa: SLF001
     assert "broxy-tray client-config" in said[-1]
+
+
+def test_connected_mcp_clients_are_counted_by_kind_and_preset():
+    from broxy_tray.state import ClientCounts
+
+    assert m.find(m.build_menu(state(GITHUB)), "MCP clients") is None  # nobody connected: no line
+    counts = ClientCounts(stdio=2, http=1, presets=(("coding", 1),))
+    items = m.build_menu(state(GITHUB, clients=counts))
+    line = m.find(items, "MCP clients")
+    assert line.label == "MCP clients: 2 stdio · 1 HTTP (coding: 1)" and line.enabled is False
+    assert labels(items).index(line.label) == labels(items).index("Secure storage: not in use yet") + 1
+    assert m.find(m.build_menu(state(clients=ClientCounts(http=3))), "MCP clients").label == "MCP clients: 3 HTTP"
