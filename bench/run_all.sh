@@ -11,4 +11,5 @@ done
 ../.venv/bin/python signin_latency.py
 ../.venv/bin/python proxy_roundtrip.py
 ../.venv/bin/python proxy_memory.py
+../.venv/bin/python bridge_restart.py
 ../.venv/bin/python tray_figures.py all

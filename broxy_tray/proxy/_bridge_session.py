@@ -39,6 +39,8 @@ DRAIN_TIMEOUT = 30.0
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 0.5
 """Reconnect pacing: the app usually returns within seconds, and a Unix-socket connect costs nothing."""
+CONFIRM_TIME = 0.75
+"""Seconds "running but unreachable" must persist before requests fail at once (well within the 2 s promise)."""
 MAX_HELD = 10_000
 CHUNK = 256 * 1024
 MAX_LINE = 32 * 1024 * 1024
@@ -228,11 +230,22 @@ class BridgeSession:
     async def _keep_connected(self) -> None:
         backoff = BACKOFF_FIRST
         first = True
+        since: float | None = None  # when the current run of "running but unreachable" answers began
         while not self._closing:
             wanted = any(h.deadline is not None for h in self._held)
             try:
                 reader, writer = await self._link(first, wanted)
             except LinkError as e:
+                now = asyncio.get_running_loop().time()
+                if e.fail_fast and since is None:
+                    since = now
+                if e.fail_fast and now - since < CONFIRM_TIME:
+                    # An app being killed closes its listener, lock and connections one by one:
+                    # "running but unreachable" must last a moment to be believed.
+                    await asyncio.sleep(BACKOFF_FIRST)
+                    continue
+                if not e.fail_fast:
+                    since = None
                 self._first_attempt.set()
                 if first and e.final:
                     self.fatal = str(e)
@@ -248,6 +261,7 @@ class BridgeSession:
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             backoff = BACKOFF_FIRST
+            since = None
             self._first_attempt.set()
             self._fail_reason = self._waiting_reason = None
             again = not first

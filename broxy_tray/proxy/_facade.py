@@ -201,6 +201,20 @@ class Proxy:
                 return
             await asyncio.sleep(0.05)
 
+    async def settle_server(self, sid: str) -> None:
+        """Wait (bounded) while one server is still `Connecting`: a call held by a bridge while the app
+        restarted arrives before the app's servers are back, and should not fail for that."""
+        if self._store is None:
+            return
+        from broxy_tray.state import ServerStatus
+
+        deadline = asyncio.get_running_loop().time() + self.settle_timeout
+        while asyncio.get_running_loop().time() < deadline and sid not in self.sessions:
+            state = self._store.state.server(sid)
+            if state is None or state.status is not ServerStatus.CONNECTING:
+                return
+            await asyncio.sleep(0.05)
+
     def _forget_routes(self, sid: str) -> None:
         self._uri_owner = {u: s for u, s in self._uri_owner.items() if s != sid}
         self._templates = [(p, s) for p, s in self._templates if s != sid]
@@ -467,6 +481,9 @@ class _Client:
         exposed = params.name
         preset = self.preset()
         entry = proxy._tool_index().get(exposed)
+        if entry is None and (owner := proxy._owner_of_name(exposed)) is not None and owner not in proxy.sessions:
+            await proxy.settle_server(owner)
+            entry = proxy._tool_index().get(exposed)
         if entry is None or not proxy._tool_allowed(preset, entry[0], entry[1].name, exposed):
             owner = proxy._owner_of_name(exposed)
             if entry is None and owner is not None and owner not in proxy.sessions and (

@@ -237,3 +237,34 @@ def test_client_hanging_up_ends_the_bridge_with_0_even_while_the_app_is_away(app
     finally:
         if bridge.poll() is None:
             bridge.kill()
+
+
+def test_a_call_made_while_the_app_restarts_waits_for_it_and_succeeds(app_env, config, headless):
+    """Held by the bridge until the app is back, then held by the app while its server is still Connecting."""
+    app = start_app(headless, config)
+    bridge = raw_bridge(config, minimal_env(app_env), "--no-start")
+    try:
+        bridge.stdin.write(json.dumps(INIT).encode() + b"\n")
+        bridge.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        bridge.stdin.flush()
+        assert json.loads(bridge.stdout.readline())["id"] == 1
+        os.killpg(app.proc.pid, signal.SIGKILL)
+        app.proc.wait(10)
+        headless("--config", str(config))  # not waited for: the call goes out at once
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": TOOLS, "arguments": {}}}
+        bridge.stdin.write(json.dumps(call).encode() + b"\n")
+        bridge.stdin.flush()
+        seen = []
+        while True:
+            msg = json.loads(bridge.stdout.readline())
+            seen.append(msg.get("method") or msg.get("id"))
+            if msg.get("id") == 2:
+                break
+        assert msg.get("result", {}).get("content", [{}])[0].get("text") == "called tool_1", (msg, bridge.kill(), bridge.stderr.read())
+        assert "notifications/tools/list_changed" in seen  # the client also heard it should list again
+        bridge.stdin.close()
+        assert bridge.wait(20) == 0
+        no_python_noise(bridge.stderr.read().decode())
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
