@@ -268,3 +268,37 @@ def test_a_call_made_while_the_app_restarts_waits_for_it_and_succeeds(app_env, c
     finally:
         if bridge.poll() is None:
             bridge.kill()
+
+
+def test_a_bridge_that_may_start_the_app_brings_it_back_after_a_crash(app_env, config, headless):
+    """Without --no-start, a call made after the app died starts it again (once), headless."""
+    app = start_app(headless, config)
+    bridge = raw_bridge(config, minimal_env(app_env))
+    try:
+        bridge.stdin.write(json.dumps(INIT).encode() + b"\n")
+        bridge.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        bridge.stdin.flush()
+        assert json.loads(bridge.stdout.readline())["id"] == 1
+        os.killpg(app.proc.pid, signal.SIGKILL)
+        app.proc.wait(10)
+        answer: dict = {}
+        for rid in range(2, 12):  # a slow machine may need longer than one hold time to start it
+            call = {"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": {"name": TOOLS, "arguments": {}}}
+            bridge.stdin.write(json.dumps(call).encode() + b"\n")
+            bridge.stdin.flush()
+            while (answer := json.loads(bridge.stdout.readline())).get("id") != rid:
+                pass
+            if "result" in answer:
+                break
+        assert answer["result"]["content"][0]["text"] == "called tool_1", answer
+        assert len(app_processes(config)) == 1
+        bridge.stdin.close()
+        assert bridge.wait(20) == 0
+        err = bridge.stderr.read().decode()
+        assert err.count("starting it headless") == 1, err
+        no_python_noise(err)
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+        for pid in app_processes(config):
+            os.kill(pid, signal.SIGTERM)
