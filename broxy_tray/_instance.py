@@ -111,10 +111,11 @@ def record_socket(config_path: Path | str, socket_path: Path | str | None) -> bo
 
 
 def _write_record(fd: int, real_config: str, socket_path: str | None) -> None:
-    text = f"{os.getpid()}\n{real_config}\n" + (f"{socket_path}\n" if socket_path else "")
-    # One write at offset 0, then cut what is left of a longer record: a reader never sees an empty file.
-    os.pwrite(fd, text.encode("utf-8"), 0)
-    os.ftruncate(fd, len(text.encode("utf-8")))
+    data = (f"{os.getpid()}\n{real_config}\n" + (f"{socket_path}\n" if socket_path else "")).encode("utf-8")
+    # Empty first, then one write: a reader in between sees no socket ("starting"), never a stale one.
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, data)
 
 
 @dataclass(frozen=True)
