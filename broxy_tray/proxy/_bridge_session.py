@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -353,13 +354,13 @@ class BridgeSession:
 
     async def _from_app(self, line: bytes) -> None:
         if self._inflight or self._private:
-            msg = _parse(line)
+            msg = _response_head(line)
             if msg is not None and "method" not in msg and "id" in msg:
                 key = _key(msg["id"])
                 future = self._private.get(key)
                 if future is not None:
                     if not future.done():
-                        future.set_result(msg)
+                        future.set_result(_parse(line) or msg)  # our own (small) answers: in full
                     return
                 method = self._inflight.pop(key, None)
                 if method == "initialize" and "result" in msg:
@@ -401,6 +402,21 @@ class BridgeSession:
         end = loop.time() + DRAIN_TIMEOUT
         while self._inflight and self._writer is not None and loop.time() < end:
             await asyncio.sleep(0.02)
+
+
+_HEAD = re.compile(rb'\{"jsonrpc":"2\.0","id":(-?\d+|"(?:[^"\\]|\\.)*"),"(result|error)":')
+
+
+def _response_head(line: bytes) -> dict[str, Any] | None:
+    """Enough of an app message to route it: the SDK writes responses as `{"jsonrpc":"2.0","id":…,"result"…`,
+    so a large result need not be parsed just to learn its id (anything else is parsed in full)."""
+    m = _HEAD.match(line)
+    if m is None:
+        return _parse(line)
+    try:
+        return {"id": json.loads(m.group(1)), m.group(2).decode(): None}
+    except ValueError:
+        return _parse(line)
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
