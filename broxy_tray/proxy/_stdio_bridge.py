@@ -168,21 +168,54 @@ def _age(path: Path) -> float | None:
 
 
 class _Stdio:
-    """stdin lines and stdout writes for the loop: a reader thread (`os.read`) and one writer thread."""
+    """stdin lines and stdout writes for the loop.
+
+    Pipes and sockets (what MCP clients give us) are read and written by the loop itself; anything
+    else (a terminal, a file) by a reader thread (`os.read`) and one writer thread, so nothing blocks
+    the loop and no buffered-reader lock is held at exit.
+    """
 
     def __init__(self, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
         self.stdin_fd = stdin_fd
         self.stdout_fd = stdout_fd
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="stdout")
+        self._pool: ThreadPoolExecutor | None = None
+        self._out: asyncio.StreamWriter | None = None
+        self._transports: list[asyncio.BaseTransport] = []
         self._client_gone = False
         self.reader_thread: threading.Thread | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if _is_pipe(self.stdin_fd):
+            queue = self._queue
 
+            class Reader(asyncio.Protocol):
+                def data_received(self, data: bytes) -> None:
+                    queue.put_nowait(data)
+
+                def eof_received(self) -> None:
+                    queue.put_nowait(b"")
+
+                def connection_lost(self, exc: Exception | None) -> None:
+                    queue.put_nowait(b"")
+
+            transport, _ = await loop.connect_read_pipe(Reader, os.fdopen(self.stdin_fd, "rb", buffering=0, closefd=False))
+            self._transports.append(transport)
+        else:
+            self._start_reader_thread(loop)
+        if _is_pipe(self.stdout_fd):
+            from asyncio.streams import FlowControlMixin
+
+            transport, protocol = await loop.connect_write_pipe(
+                lambda: FlowControlMixin(loop=loop), os.fdopen(self.stdout_fd, "wb", buffering=0, closefd=False))
+            self._transports.append(transport)
+            self._out = asyncio.StreamWriter(transport, protocol, None, loop)  # type: ignore[arg-type]
+        else:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="stdout")
+
+    def _start_reader_thread(self, loop: asyncio.AbstractEventLoop) -> None:
         def read() -> None:
-            data = b""
             try:
                 while True:
                     data = os.read(self.stdin_fd, CHUNK)
@@ -220,12 +253,29 @@ class _Stdio:
         if self._client_gone:
             return
         try:
-            await asyncio.get_running_loop().run_in_executor(self._writer, _write_all, self.stdout_fd, data)
-        except OSError:  # EPIPE: the client closed its end; stdin ends next
+            if self._out is not None:
+                self._out.write(data)
+                await self._out.drain()
+            elif self._pool is not None:
+                await asyncio.get_running_loop().run_in_executor(self._pool, _write_all, self.stdout_fd, data)
+        except (OSError, RuntimeError):  # EPIPE / reset: the client closed its end; stdin ends next
             self._client_gone = True
 
     def close(self) -> None:
-        self._writer.shutdown(wait=False)
+        for t in self._transports:
+            t.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+
+def _is_pipe(fd: int) -> bool:
+    import stat
+
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -236,7 +286,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 async def serve(link: AppLink, log: Callable[[str], None], stdio: _Stdio | None = None) -> int:
     stdio = stdio or _Stdio()
-    stdio.start()
+    await stdio.start()
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

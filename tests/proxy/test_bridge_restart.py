@@ -260,7 +260,9 @@ def test_a_call_made_while_the_app_restarts_waits_for_it_and_succeeds(app_env, c
             seen.append(msg.get("method") or msg.get("id"))
             if msg.get("id") == 2:
                 break
-        assert msg.get("result", {}).get("content", [{}])[0].get("text") == "called tool_1", (msg, bridge.kill(), bridge.stderr.read())
+        if msg.get("result", {}).get("content", [{}])[0].get("text") != "called tool_1":
+            bridge.kill()
+            pytest.fail(f"the call failed: {msg}; bridge stderr: {bridge.stderr.read().decode()}")
         assert "notifications/tools/list_changed" in seen  # the client also heard it should list again
         bridge.stdin.close()
         assert bridge.wait(20) == 0
