@@ -304,3 +304,21 @@ def test_a_bridge_that_may_start_the_app_brings_it_back_after_a_crash(app_env, c
             bridge.kill()
         for pid in app_processes(config):
             os.kill(pid, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("bridge_runtime", ["unset", "other"])
+def test_a_bridge_finds_an_app_started_with_another_runtime_dir(app_env, config, headless, short_dir, bridge_runtime):
+    start_app(headless, config)
+    env = minimal_env(app_env)
+    if bridge_runtime == "other":
+        other = short_dir / "other-run"
+        other.mkdir(mode=0o700)
+        env["XDG_RUNTIME_DIR"] = str(other)
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    proc = subprocess.run([PYTHON, "-m", "broxy_tray", "stdio", "--config", str(config), "--no-start"], env=env,
+                          input=json.dumps(INIT).encode() + b"\n" + json.dumps(listing).encode() + b"\n",
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    answers = {a["id"]: a for a in map(json.loads, proc.stdout.splitlines())}
+    assert {t["name"] for t in answers[2]["result"]["tools"]} == {"files__tool_0", "files__tool_1", "files__tool_2"}
+    no_python_noise(proc.stderr.decode())
