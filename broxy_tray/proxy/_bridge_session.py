@@ -122,9 +122,10 @@ class BridgeSession:
         reader = asyncio.ensure_future(self._read_client(client_lines))
         try:
             await asyncio.wait({keeper, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if not keeper.done() and self.connections == 0:
-                await asyncio.wait({keeper, asyncio.ensure_future(self._first_attempt.wait())},
-                                   return_when=asyncio.FIRST_COMPLETED)
+            if not keeper.done() and self.connections == 0:  # the client left at once: say how the start went
+                attempt = asyncio.ensure_future(self._first_attempt.wait())
+                await asyncio.wait({keeper, attempt}, return_when=asyncio.FIRST_COMPLETED)
+                attempt.cancel()
             if self.fatal is not None:
                 return 1
             await reader
@@ -157,6 +158,8 @@ class BridgeSession:
                 await self._reply(rid, result={})
             elif self._fail_reason is not None:
                 await self._reply(rid, error=self._fail_reason)
+            elif len(self._held) >= MAX_HELD:
+                await self._reply(rid, error=f"{MAX_HELD} requests are already waiting for broxy-tray")
             else:
                 self._hold(_Held(line, msg, asyncio.get_running_loop().time() + self.hold_timeout))
             return
@@ -185,10 +188,9 @@ class BridgeSession:
             self._subscriptions.pop(str(params.get("uri")), None)
 
     def _hold(self, held: _Held) -> None:
-        if len(self._held) >= MAX_HELD:
-            self._held.pop(0)
-        self._held.append(held)
-        self._wake.set()
+        if len(self._held) < MAX_HELD:  # (a request over the limit was answered; a notification is dropped)
+            self._held.append(held)
+            self._wake.set()
 
     async def _reply(self, rid: Any, *, result: Any = None, error: str | None = None) -> None:
         msg: dict[str, Any] = {"jsonrpc": "2.0", "id": rid}
