@@ -12,5 +12,6 @@ done
 ../.venv/bin/python token_lifecycle.py
 ../.venv/bin/python proxy_roundtrip.py
 ../.venv/bin/python proxy_memory.py
+../.venv/bin/python bridge_restart.py
 ../.venv/bin/python tray_figures.py all
 ../.venv/bin/python hardening.py all

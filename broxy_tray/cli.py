@@ -134,13 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     stdio = sub.add_parser(
         "stdio", help="serve MCP on stdin/stdout: the running instance's servers, for clients that launch a command",
         description="A stdio MCP server for clients that launch a command (Claude Desktop, Cursor, ...). It relays "
-                    "to the running broxy-tray over its control channel, starting it headless if none runs. Tools "
-                    "and prompts are named <serverId>__<name>. Nothing but MCP is written to stdout.",
+                    "to the running broxy-tray over its control channel (found from any environment through the "
+                    "app's instance lock), starting it headless if none runs. When the app quits, crashes or "
+                    "restarts, the client's session is kept: requests meanwhile get an error within 8 s, and once "
+                    "the app is back the client is told to list tools, prompts and resources again. Exits 0 when "
+                    "the client hangs up. Tools and prompts are named <serverId>__<name>. Nothing but MCP is "
+                    "written to stdout.",
     )
     _common(stdio, top=False)
     stdio.add_argument("--preset", metavar="NAME", help="offer only what this preset in mcp.json allows")
     stdio.add_argument("--no-start", action="store_true",
-                       help="fail (exit 1) instead of starting broxy-tray when it is not running")
+                       help="never start broxy-tray: exit 1 if it is not running at first, and later wait for it "
+                            "to come back instead of starting it")
 
     client_config = sub.add_parser(
         "client-config", help="print the snippet that adds broxy-tray to an MCP client's configuration",
@@ -207,6 +212,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; output cut short by the reader (`broxy-tray status | head -1`) ends it quietly."""
+    try:
+        try:
+            code = _main(argv)
+        except SystemExit:  # argparse's --help / --version: flush here, where a broken pipe is caught
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's documented recipe: point stdout at devnull so the flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command or "run"

@@ -59,6 +59,32 @@ class ServerState:
 
 
 @dataclass(frozen=True)
+class ClientCounts:
+    """MCP clients connected to the proxy now: `broxy-tray stdio` bridges, HTTP sessions, and per preset."""
+
+    stdio: int = 0
+    http: int = 0
+    presets: tuple[tuple[str, int], ...] = ()  # (preset name, clients), sorted; clients of everything are not listed
+
+    @property
+    def total(self) -> int:
+        return self.stdio + self.http
+
+    def label(self) -> str:
+        """`2 stdio · 1 HTTP (coding: 1)`, or `none`."""
+        if not self.total:
+            return "none"
+        parts = [f"{n} {kind}" for n, kind in ((self.stdio, "stdio"), (self.http, "HTTP")) if n]
+        text = " · ".join(parts)
+        if self.presets:
+            text += " (" + ", ".join(f"{name}: {n}" for name, n in self.presets) + ")"
+        return text
+
+    def as_json(self) -> dict[str, object]:
+        return {"stdio": self.stdio, "http": self.http, "presets": dict(self.presets)}
+
+
+@dataclass(frozen=True)
 class AppState:
     """A whole snapshot: servers in config order plus app-wide facts."""
 
@@ -66,6 +92,7 @@ class AppState:
     config_path: str = ""
     config_error: str | None = None  # the file as a whole is unusable; last good config runs
     storage: str = ""  # "Secret Service", "Keychain", … or "unavailable — …"
+    clients: ClientCounts = field(default_factory=lambda: ClientCounts())
     revision: int = 0
 
     def server(self, server_id: str) -> ServerState | None:
@@ -161,6 +188,10 @@ class StateStore:
     def set_storage(self, description: str) -> None:
         if description != self._state.storage:
             self._commit(replace(self._state, storage=description))
+
+    def set_clients(self, counts: ClientCounts) -> None:
+        if counts != self._state.clients:
+            self._commit(replace(self._state, clients=counts))
 
     def set_config_error(self, message: str | None) -> None:
         if message != self._state.config_error:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ._client import NotRunning, request_sync
-from ._paths import control_path
+from ._client import NotRunning
+from ._locate import Unreachable, locate
+from ._locate import request as located_request
 from ._protocol import ControlError
 
 EXIT_OK = 0
@@ -39,37 +39,33 @@ def _err(text: str) -> None:
 
 
 def not_running_message(config: Path) -> str:
-    pid = _lock_holder(config)
-    if pid is not None:
-        return (f"broxy-tray seems to be running for {config} (process {pid}), "
-                f"but its control channel {control_path(config)} does not answer")
+    location = locate(config)
+    inst = location.instance
+    if inst.running:
+        return (f"broxy-tray seems to be running for {config} (process {inst.pid}), "
+                f"but its control channel {location.socket} does not answer")
     return f"broxy-tray is not running for {config}; start it with `broxy-tray`"
 
 
-def _lock_holder(config: Path) -> int | None:
-    """The live PID named in the instance lock file, if any (a hint for the message only)."""
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there
-        return None
-    try:
-        from .._instance import InstanceLock
+def _request(config: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One round trip to the app for `config`, found through its lock file (any environment)."""
+    import asyncio
 
-        first = InstanceLock(config).path.read_text(encoding="utf-8").split("\n", 1)[0]
-        pid = int(first)
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid if pid != os.getpid() else None
+    return asyncio.run(located_request(config, message, timeout))
 
 
 def _call(config: Path, message: dict[str, Any], timeout: float) -> dict[str, Any] | int:
     """The response, or an exit code after printing why there is none."""
     try:
-        return request_sync(control_path(config), message, timeout)
+        return _request(config, message, timeout)
+    except Unreachable as e:
+        _err(str(e))
+        return EXIT_NOT_RUNNING
     except NotRunning:
         _err(not_running_message(config))
         return EXIT_NOT_RUNNING
     except ControlError as e:
-        _err(f"no answer from the running instance for {config}: {e}")
+        _err(f"cannot reach broxy-tray for {config}: {e}")
         return EXIT_FAILURE
 
 
@@ -79,11 +75,14 @@ def status(args: argparse.Namespace) -> int:
     config = _config_path(args)
     as_json = bool(getattr(args, "json", False))
     try:
-        response = request_sync(control_path(config), {"cmd": "status"}, STATUS_TIMEOUT)
+        response = _request(config, {"cmd": "status"}, STATUS_TIMEOUT)
+    except Unreachable as e:
+        _err(str(e))
+        return EXIT_NOT_RUNNING
     except NotRunning:
         return _status_not_running(config, as_json)
     except ControlError as e:
-        _err(f"no answer from the running instance for {config}: {e}")
+        _err(f"cannot reach broxy-tray for {config}: {e}")
         return EXIT_FAILURE
     if not response["ok"]:
         _err(response["error"]["message"])
@@ -108,7 +107,19 @@ def status(args: argparse.Namespace) -> int:
             print(f"      sign-in page: {s['authUrl']}")
     if app.get("storage"):
         print(f"  secure storage: {app['storage']}")
+    if isinstance(app.get("clients"), dict):
+        print(f"  MCP clients: {_clients_label(app['clients'])}")
     return EXIT_OK
+
+
+def _clients_label(clients: dict[str, Any]) -> str:
+    from ..state import ClientCounts
+
+    try:
+        presets = tuple(sorted((str(k), int(v)) for k, v in (clients.get("presets") or {}).items()))
+        return ClientCounts(int(clients.get("stdio", 0)), int(clients.get("http", 0)), presets).label()
+    except (TypeError, ValueError, AttributeError):
+        return "unknown"
 
 
 def _label(s: dict[str, Any]) -> str:
@@ -234,7 +245,6 @@ def reload(args: argparse.Namespace) -> int:
 
 def quit(args: argparse.Namespace) -> int:  # noqa: A001 - the command's name
     config = _config_path(args)
-    path = control_path(config)
     response = _call(config, {"cmd": "quit"}, STATUS_TIMEOUT)
     if isinstance(response, int):
         return response
@@ -245,12 +255,16 @@ def quit(args: argparse.Namespace) -> int:  # noqa: A001 - the command's name
     end = time.monotonic() + QUIT_WAIT
     while time.monotonic() < end:
         try:
-            request_sync(path, {"cmd": "ping"}, 2.0)
-        except NotRunning:
+            answer = _request(config, {"cmd": "ping"}, 2.0)
+        except (NotRunning, Unreachable):
             print(f"broxy-tray (process {pid}) is shutting down.")
             return EXIT_OK
         except ControlError:
             pass
+        else:
+            if answer.get("ok") and answer["result"].get("pid") != pid:  # already replaced by a new instance
+                print(f"broxy-tray (process {pid}) is shutting down.")
+                return EXIT_OK
         time.sleep(0.1)
     _err(f"asked broxy-tray (process {pid}) to quit, but it still answers after {QUIT_WAIT:g} s")
     return EXIT_FAILURE

@@ -43,6 +43,15 @@ class ControlConnection:
         self._lock = asyncio.Lock()
         self._next_id = 0
 
+    @property
+    def reader(self) -> asyncio.StreamReader:
+        """The stream itself, for a connection switched to another protocol (the `mcp` relay)."""
+        return self._reader
+
+    @property
+    def writer(self) -> asyncio.StreamWriter:
+        return self._writer
+
     @classmethod
     async def open(cls, path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> "ControlConnection":
         try:

@@ -27,7 +27,13 @@ def runtime_dir() -> Path:
 
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp
         warnings.simplefilter("ignore")
-        return Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
+        try:
+            return Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
+        except OSError as e:  # e.g. XDG_RUNTIME_DIR unset and /tmp/runtime-<uid> squatted by another user
+            raise ControlError(
+                f"no private runtime directory for the control socket: {e.strerror or e}"
+                + ("" if "XDG_RUNTIME_DIR" in str(e) else "; set XDG_RUNTIME_DIR to a private directory")
+            ) from None
 
 
 def control_path(config_path: Path | str, directory: Path | None = None) -> Path:
@@ -50,16 +56,19 @@ def ensure_private_dir(directory: Path) -> None:
     """
     missing: list[Path] = []
     p = directory
-    while not p.exists() and not p.is_symlink():
-        missing.append(p)
-        if p.parent == p:
-            break
-        p = p.parent
-    for d in reversed(missing):
-        try:
-            os.mkdir(d, 0o700)
-        except FileExistsError:
-            pass
+    try:
+        while not p.exists() and not p.is_symlink():
+            missing.append(p)
+            if p.parent == p:
+                break
+            p = p.parent
+        for d in reversed(missing):
+            try:
+                os.mkdir(d, 0o700)
+            except FileExistsError:
+                pass
+    except OSError as e:  # a parent we may not search (another user's directory)
+        raise ControlError(f"cannot create {directory}: {e.strerror or e}") from None
     try:
         st = os.lstat(directory)
     except OSError as e:

@@ -82,6 +82,8 @@ def decode(line: bytes) -> dict[str, Any]:
         raise ProtocolError(E_BAD_JSON, "request is not UTF-8 text") from None
     except ValueError as e:
         raise ProtocolError(E_BAD_JSON, f"request is not valid JSON: {e}") from None
+    except RecursionError:  # `[[[[…` a few thousand deep: the parser's own limit, not ours to crash on
+        raise ProtocolError(E_BAD_JSON, "request is not valid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError(E_BAD_REQUEST, "request must be a JSON object")
     return obj

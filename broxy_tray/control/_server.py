@@ -46,9 +46,10 @@ from ._protocol import (
 
 log = logging.getLogger(__name__)
 
-IDLE_TIMEOUT = 30.0  # seconds a connection may wait between requests (and for its first)
+IDLE_TIMEOUT = 10.0  # seconds a command connection may wait between requests (and for its first)
 COMMAND_TIMEOUT = 60.0  # seconds one command may take before the client is told it is still running
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 64  # command connections (the CLI); relays have their own slots, so they never lock it out
+MAX_RELAYS = 512  # connections switched to MCP (`broxy-tray stdio` bridges): long-lived by design
 CLOSE_GRACE = 2.0  # seconds close() lets a command in progress finish
 
 
@@ -63,18 +64,24 @@ class ControlServer:
         idle_timeout: float = IDLE_TIMEOUT,
         command_timeout: float = COMMAND_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        max_relays: int = MAX_RELAYS,
         max_request: int = MAX_REQUEST,
+        config_path: Path | str | None = None,
     ) -> None:
         self.app = app
         self.path = Path(path) if os.name != "nt" else path  # a pipe name stays a str
         self.idle_timeout = idle_timeout
         self.command_timeout = command_timeout
         self.max_connections = max_connections
+        self.max_relays = max_relays
         self.max_request = max_request
+        self.config_path = config_path
+        """When set, the socket path is recorded in this config's instance lock while we listen."""
         self._server: Any = None
         self._pipe_servers: list[Any] = []
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of our socket file
-        self._connections: dict[asyncio.Task[Any], bool] = {}  # task -> busy with a command
+        self._connections: dict[asyncio.Task[Any], bool] = {}  # command connections: task -> busy with a command
+        self._relays: set[asyncio.Task[Any]] = set()  # connections that carry MCP now
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
 
@@ -97,11 +104,19 @@ class ControlServer:
             raise
         st = os.stat(path)
         self._identity = (st.st_dev, st.st_ino)
+        if self.config_path is not None:
+            from .._instance import record_socket
+
+            record_socket(self.config_path, path)  # how a client from another environment finds us
         log.info("control channel listening on %s", path)
 
     async def close(self) -> None:
         """Stop accepting, let a command in progress finish (briefly), drop the rest, remove the socket."""
         self._closing = True
+        if self.config_path is not None and self._identity is not None:
+            from .._instance import record_socket
+
+            record_socket(self.config_path, None)  # first: a bridge now reads "starting or stopping", not "hung"
         if self._server is not None:
             self._server.close()
         for s in self._pipe_servers:  # pragma: no cover - Windows only
@@ -112,7 +127,7 @@ class ControlServer:
         busy = [t for t, b in self._connections.items() if b]
         if busy:
             await asyncio.wait(busy, timeout=CLOSE_GRACE)
-        rest = list(self._connections)
+        rest = list(self._connections) + list(self._relays)
         for t in rest:
             t.cancel()
         if rest:
@@ -175,6 +190,7 @@ class ControlServer:
             log.exception("control connection failed")
         finally:
             self._connections.pop(task, None)
+            self._relays.discard(task)
             writer.close()
             try:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
@@ -216,6 +232,12 @@ class ControlServer:
                 response, after = await self._handle(line)
             finally:
                 self._connections[task] = False
+            if isinstance(after, _Relay) and len(self._relays) >= self.max_relays:
+                response, after = error(response.get("id"), E_BUSY, "too many MCP connections; try again"), None
+            if isinstance(after, _Relay):
+                # The connection leaves the command slots: relays live long and must not lock the CLI out.
+                self._connections.pop(task, None)
+                self._relays.add(task)
             await _send(writer, response)
             if isinstance(after, _Relay):
                 # From here on the connection carries MCP (JSON-RPC lines) until the peer closes it.
@@ -340,6 +362,7 @@ class ControlServer:
                 "configError": state.config_error,
                 "summary": state.summary,
                 "storage": state.storage,
+                "clients": state.clients.as_json(),
                 "revision": state.revision,
             },
             "servers": [server_json(s) for s in state.servers],
@@ -448,10 +471,16 @@ async def serve_app(app: Any, config_path: Any) -> ControlServer | None:
     """
     from ._paths import control_path
 
-    server = ControlServer(app, control_path(config_path))
+    path = None
     try:
+        path = control_path(config_path)
+        server = ControlServer(app, path, config_path=config_path)
         await server.start()
     except ControlError as e:
+        if path is not None:  # a bridge or the CLI then says "running, but <path> does not answer" at once
+            from .._instance import record_socket
+
+            record_socket(config_path, path)
         log.warning("control channel unavailable (%s); status, enable, … will not reach this instance", e)
         return None
     return server

@@ -124,15 +124,37 @@ class Proxy:
 
     # -- serving --
 
-    async def serve(self, read_stream: Any, write_stream: Any, *, preset: str | None = None) -> None:
-        """Serve one client over an SDK stream pair until it goes away."""
+    def client_counts(self) -> Any:
+        """Connected clients by kind and preset (one-request HTTP clients of 2026-07-28 are not sessions: not counted)."""
+        from broxy_tray.state import ClientCounts
+
+        kinds = [c for c in self._clients if c.kind is not None]
+        presets: dict[str, int] = {}
+        for c in kinds:
+            if c.preset_name is not None:
+                presets[c.preset_name] = presets.get(c.preset_name, 0) + 1
+        return ClientCounts(
+            stdio=sum(1 for c in kinds if c.kind == "stdio"), http=sum(1 for c in kinds if c.kind == "http"),
+            presets=tuple(sorted(presets.items())),
+        )
+
+    def _publish_clients(self) -> None:
+        if self._store is not None:
+            self._store.set_clients(self.client_counts())
+
+    async def serve(self, read_stream: Any, write_stream: Any, *, preset: str | None = None,
+                    kind: str | None = None) -> None:
+        """Serve one client over an SDK stream pair until it goes away. `kind` ("stdio", "http") counts it."""
         from ._preload import preload_proxy
 
         await preload_proxy()
         from mcp.server import NotificationOptions
 
         client = _Client(self, preset)
+        client.kind = kind
         self._clients.add(client)
+        if kind is not None:
+            self._publish_clients()
         try:
             options = client.server.create_initialization_options(
                 NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
@@ -141,6 +163,8 @@ class Proxy:
         finally:
             self._clients.discard(client)
             client.close()
+            if kind is not None:
+                self._publish_clients()
 
     def _notify(self, kinds: frozenset[str]) -> None:
         for client in list(self._clients):
@@ -174,6 +198,20 @@ class Proxy:
                 and (self._server_allowed(preset, s.id) or _names_server(preset, s.id))
             ]
             if not connecting:
+                return
+            await asyncio.sleep(0.05)
+
+    async def settle_server(self, sid: str) -> None:
+        """Wait (bounded) while one server is still `Connecting`: a call held by a bridge while the app
+        restarted arrives before the app's servers are back, and should not fail for that."""
+        if self._store is None:
+            return
+        from broxy_tray.state import ServerStatus
+
+        deadline = asyncio.get_running_loop().time() + self.settle_timeout
+        while asyncio.get_running_loop().time() < deadline and sid not in self.sessions:
+            state = self._store.state.server(sid)
+            if state is None or state.status is not ServerStatus.CONNECTING:
                 return
             await asyncio.sleep(0.05)
 
@@ -330,6 +368,7 @@ class _Client:
 
         self.proxy = proxy
         self.preset_name = preset
+        self.kind: str | None = None  # "stdio" | "http" for a counted session
         self.bus = InMemorySubscriptionBus()
         self.legacy_session: Any = None
         self._settled = False
@@ -442,6 +481,9 @@ class _Client:
         exposed = params.name
         preset = self.preset()
         entry = proxy._tool_index().get(exposed)
+        if entry is None and (owner := proxy._owner_of_name(exposed)) is not None and owner not in proxy.sessions:
+            await proxy.settle_server(owner)
+            entry = proxy._tool_index().get(exposed)
         if entry is None or not proxy._tool_allowed(preset, entry[0], entry[1].name, exposed):
             owner = proxy._owner_of_name(exposed)
             if entry is None and owner is not None and owner not in proxy.sessions and (

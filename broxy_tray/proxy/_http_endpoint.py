@@ -241,7 +241,7 @@ def _session_manager_class() -> Any:
                     try:
                         idle_scope = http_transport.idle_scope or anyio.CancelScope()
                         with idle_scope:
-                            await proxy.serve(read_stream, write_stream, preset=preset)
+                            await proxy.serve(read_stream, write_stream, preset=preset, kind="http")
                     except Exception:
                         log.exception("HTTP endpoint: a session crashed")
                     finally:

@@ -79,7 +79,7 @@ async def relay(
         tg.start_soon(from_socket)
         tg.start_soon(to_socket)
         try:
-            await proxy.serve(read_recv, write_send, preset=preset)
+            await proxy.serve(read_recv, write_send, preset=preset, kind="stdio")
         finally:
             tg.cancel_scope.cancel()
 

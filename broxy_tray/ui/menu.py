@@ -13,7 +13,8 @@ compare by value, so the tray rebuilds only when something visible changed.
     ✕ GitHub — Error: … GITHUB_TOKEN is not set … ▸ Set GITHUB_TOKEN… / Retry now / Copy error / Disable
     ○ Local files — Disabled                     ▸ Enable
     ──────────
-    [Import from Claude Desktop, Cursor…] / Open mcp.json / Reload now / Copy client config / Open logs folder / [Start at login] / Secure storage: … / About / Quit
+    [Import from Claude Desktop, Cursor…] / Open mcp.json / Reload now / Copy client config / Open logs folder / [Start at login] / Secure storage: …
+    [MCP clients: 2 stdio · 1 HTTP (coding: 1)] / About / Quit
 """
 
 from __future__ import annotations
@@ -171,6 +172,8 @@ def build_menu(state: AppState, *, version: str = "", autostart: bool | None = N
     if autostart is not None:
         items.append(MenuItem("Start at login", Action(TOGGLE_AUTOSTART), checked=autostart))
     items.append(MenuItem(f"Secure storage: {state.storage or 'not in use yet'}", enabled=False))
+    if state.clients.total:  # who uses the servers through broxy-tray now (stdio bridges, HTTP sessions)
+        items.append(MenuItem(f"MCP clients: {state.clients.label()}", enabled=False))
     items.append(SEPARATOR)
     items.append(MenuItem(f"About {APP_NAME} {version}".rstrip(), Action(ABOUT)))
     items.append(MenuItem("Quit", Action(QUIT)))

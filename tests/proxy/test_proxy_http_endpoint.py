@@ -306,3 +306,51 @@ async def test_token_and_downstream_credentials_never_leak(tmp_path, http_server
     for record in caplog.records:
         assert token not in record.getMessage()
     assert token not in caplog.text
+
+
+
+async def test_after_an_app_restart_a_stale_session_gets_404_and_the_client_starts_over(endpoint_path):
+    """Streamable HTTP spec: a request with a session id the server does not know is answered 404 Not Found,
+    which tells the client to initialize a new session, same URL, same token."""
+    import asyncio
+
+    from mcp.shared.exceptions import MCPError
+
+    from broxy_tray.app import App
+
+    path, port = endpoint_path
+    store = MemoryStore()  # the token's storage outlives the app, like the keyring does
+    url = f"http://127.0.0.1:{port}/mcp"
+
+    async def start_app() -> App:
+        app = App(path, watch=False)
+        app.endpoint = EndpointManager(app, token_store=store)
+        await app.start()
+        while "files" not in app.sessions:
+            await asyncio.sleep(0.05)
+        return app
+
+    app = await start_app()
+    try:
+        token = await app.endpoint.token.get()
+        answer = await raw_post(url, INIT, {"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200
+        stale = answer.headers["mcp-session-id"]
+        async with sdk_client(url, token) as client:
+            assert (await client.call_tool("files__tool_1", {})).content[0].text == "called tool_1"
+            assert app.store.state.clients.http == 2  # the raw session and this client's
+            await app.shutdown()
+            app = await start_app()
+            assert await app.endpoint.token.get() == token
+            with pytest.raises(MCPError) as e:  # the old session is gone: the SDK client hears the 404
+                await client.call_tool("files__tool_1", {})
+            assert "404" in str(e.value) or "not found" in str(e.value).lower() or "terminated" in str(e.value).lower()
+        listed = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+        answer = await raw_post(url, listed, {"Authorization": f"Bearer {token}", "Mcp-Session-Id": stale,
+                                              "Mcp-Protocol-Version": "2025-11-25"})
+        assert answer.status_code == 404, answer.text
+        async with sdk_client(url, token) as client:  # starting over: same URL, same token
+            assert (await client.call_tool("files__tool_1", {})).content[0].text == "called tool_1"
+            assert app.store.state.clients.http == 1
+    finally:
+        await app.shutdown()

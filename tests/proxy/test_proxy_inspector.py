@@ -103,3 +103,48 @@ async def test_inspector_cli_sees_a_preset(config_path, short_dir):
         listed = await run_inspector(config_path, short_dir, "--method", "tools/list", bridge=("--preset", "coding"))
         assert {t["name"] for t in listed["tools"]} == {"files__tool_0", "files__tool_1", "files__tool_2",
                                                         "web__tool_1"}
+
+
+async def test_inspector_cli_reaches_an_app_of_another_environment_across_a_kill_and_a_new_config(tmp_path, short_dir,
+                                                                                                user_env, headless):
+    """The app runs with its own XDG_RUNTIME_DIR; the Inspector passes the bridge only its default environment
+    (no XDG_RUNTIME_DIR at all). Each Inspector run is a new bridge: it must find the app every time."""
+    import signal
+
+    from proxy_testlib import MINIMAL_SERVER, save
+
+    _inspector()
+    runtime = short_dir / "app-run"
+    runtime.mkdir(mode=0o700)
+    user_env["XDG_RUNTIME_DIR"] = str(runtime)
+    config = tmp_path / "mcp.json"
+    save(config, {"mcpServers": {"files": {"command": PYTHON, "args": [MINIMAL_SERVER, "--tools", "2"]}}})
+
+    def start():
+        h = headless("--config", str(config))
+        h.wait_for(lambda e: e.get("server") == "files" and e.get("status") == "Available", timeout=30)
+        return h
+
+    async def inspect(*method: str) -> dict:
+        node, launcher = _inspector()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BROXY_", "XDG_"))}
+        env.update(HOME=user_env["HOME"], NO_COLOR="1", MCP_CATALOG_PATH=str(tmp_path / "catalog.json"))
+        argv = [node, launcher, "--cli", "--format", "json", "--quiet", "-e", f"HOME={user_env['HOME']}", *method,
+                "--", PYTHON, "-m", "broxy_tray", "stdio", "--config", str(config), "--no-start"]
+        proc = await asyncio.create_subprocess_exec(*argv, env=env, stdin=subprocess.DEVNULL,
+                                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+        assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-2000:])
+        assert b"Traceback" not in err
+        return json.loads(out)["result"]
+
+    app = start()
+    assert {t["name"] for t in (await inspect("--method", "tools/list"))["tools"]} == {"files__tool_0", "files__tool_1"}
+    os.killpg(app.proc.pid, signal.SIGKILL)
+    app.proc.wait(10)
+    save(config, {"mcpServers": {"files": {"command": PYTHON, "args": [MINIMAL_SERVER, "--tools", "4"]}}})
+    start()
+    listed = await inspect("--method", "tools/list")
+    assert "files__tool_3" in {t["name"] for t in listed["tools"]}
+    called = await inspect("--method", "tools/call", "--tool-name", "files__tool_3")
+    assert called["content"][0]["text"] == "called tool_3", called

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from contextlib import asynccontextmanager
@@ -58,6 +57,9 @@ async def test_preset_through_the_bridge_hides_a_server(config_path, short_dir):
         async with stdio_client(config_path, short_dir, "--preset", "coding") as client:
             names = {t.name for t in (await client.list_tools()).tools}
             assert names == {"files__tool_0", "files__tool_1", "files__tool_2", "web__tool_1"}
+            counts = r.app.store.state.clients
+            assert (counts.stdio, counts.http, counts.presets) == (1, 0, (("coding", 1),))
+        await until(lambda: r.app.store.state.clients.total == 0, 10, "the bridge's relay to end")
 
 
 async def test_server_going_away_through_the_bridge_notifies_the_client(config_path, short_dir):
@@ -109,38 +111,3 @@ def test_without_a_running_app_the_bridge_says_so(config_path, short_dir):
     assert proc.returncode == 1
     assert b"not running" in proc.stderr
 
-
-def test_bridge_starts_an_instance_when_none_runs(config_path, short_dir, monkeypatch):
-    """open_relay starts the app (`broxy-tray run --headless`, detached) and waits for its socket."""
-    from broxy_tray.control import control_path
-    from broxy_tray.proxy._stdio_bridge import open_relay
-
-    env = bridge_env(short_dir)
-    path = control_path(config_path, short_dir / "broxy")
-    procs = []
-
-    def start():
-        procs.append(subprocess.Popen([PYTHON, "-m", "broxy_tray", "run", "--headless", "--config", str(config_path)],
-                                      env=env,
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      start_new_session=True))
-
-    try:
-        sock, rest = open_relay(path, start=start, start_timeout=30)
-        assert len(procs) == 1
-        try:
-            sock.settimeout(20)
-            init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
-            sock.sendall(json.dumps(init).encode() + b"\n")
-            buf = rest
-            while b"\n" not in buf:
-                buf += sock.recv(65536)
-            answer = json.loads(buf.split(b"\n", 1)[0])
-            assert answer["id"] == 1 and answer["result"]["serverInfo"]["name"] == "broxy-tray"
-        finally:
-            sock.close()
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(10)

@@ -177,3 +177,15 @@ def test_import_item_only_when_other_clients_have_new_servers():
     assert item.action == m.Action(m.IMPORT_SERVERS) and item.enabled
     four = m.build_menu(state(), importable=("Claude Desktop", "Cursor", "VS Code", "Codex"))
     assert m.find(four, "Import from").label == "Import from Claude Desktop, Cursor, VS Code…"
+
+
+def test_connected_mcp_clients_are_counted_by_kind_and_preset():
+    from broxy_tray.state import ClientCounts
+
+    assert m.find(m.build_menu(state(GITHUB)), "MCP clients") is None  # nobody connected: no line
+    counts = ClientCounts(stdio=2, http=1, presets=(("coding", 1),))
+    items = m.build_menu(state(GITHUB, clients=counts))
+    line = m.find(items, "MCP clients")
+    assert line.label == "MCP clients: 2 stdio · 1 HTTP (coding: 1)" and line.enabled is False
+    assert labels(items).index(line.label) == labels(items).index("Secure storage: not in use yet") + 1
+    assert m.find(m.build_menu(state(clients=ClientCounts(http=3))), "MCP clients").label == "MCP clients: 3 HTTP"
