@@ -63,19 +63,10 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + ACQUIRE_RETRY
-        while True:
-            try:
-                _lock(fd)
-                break
-            except OSError:
-                # Another instance, or a bridge probing for a few microseconds: tell them apart by waiting.
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    raise AlreadyRunning(self._holder(), self.config_path) from None
-                time.sleep(0.02)
+        # Busy: another instance, or a bridge probing for a few microseconds: tell them apart by waiting.
+        fd = _open_locked(self.path, ACQUIRE_RETRY, 0.02)
+        if fd is None:
+            raise AlreadyRunning(self._holder(), self.config_path)
         self._fd = fd
         _held[os.path.realpath(self.config_path)] = fd
         _write_record(fd, os.path.realpath(self.config_path), None)
@@ -157,18 +148,9 @@ class StartLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "StartLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                _lock(fd)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    raise TimeoutError(f"another process has been starting broxy-tray for over {self.timeout:g} s")
-                time.sleep(0.05)
+        fd = _open_locked(self.path, self.timeout, 0.05)
+        if fd is None:
+            raise TimeoutError(f"another process has been starting broxy-tray for over {self.timeout:g} s")
         self._fd = fd
         return self
 
@@ -176,6 +158,22 @@ class StartLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _open_locked(path: Path, timeout: float, interval: float) -> int | None:
+    """Open (creating, 0600) and lock `path`, retrying for `timeout` seconds; the fd, or None if still busy."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _lock(fd)
+            return fd
+        except OSError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                return None
+            time.sleep(interval)
 
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
