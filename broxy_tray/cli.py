@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(client_config, top=False)
     client_config.add_argument("--client", choices=("claude-desktop", "claude-code", "cursor", "vscode", "windsurf",
                                                     "gemini"),
-                               default="claude-desktop", help="the client (default: claude-desktop)")
+                               help="the client (default for the snippet: claude-desktop; required with "
+                                    "--install/--uninstall)")
     client_config.add_argument("--preset", metavar="NAME", help="offer only what this preset in mcp.json allows")
     mode = client_config.add_mutually_exclusive_group()
     mode.add_argument("--http", action="store_true",

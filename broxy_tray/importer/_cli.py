@@ -21,6 +21,10 @@ def run_import(args: Any, *, sink: SecretSink | None = None, environ: Mapping[st
     env = os.environ if environ is None else environ
     clients = tuple(dict.fromkeys(getattr(args, "clients", None) or CLIENTS))
     project = Path(args.project).expanduser().absolute() if getattr(args, "project", None) else None
+    if project is not None and not project.is_dir():  # else its files are all "missing" and the table is empty
+        print(f"broxy-tray: --project: {'not a directory' if project.exists() else 'no such directory'}: {project}",
+              file=err)
+        return 1
     config_path = resolve_config_path(getattr(args, "config", None), env)
     try:
         found = scan(clients, environ=env, project=project, keep_literals=getattr(args, "keep_literals", False))
@@ -66,13 +70,18 @@ def _print_secrets(names: list[tuple[str, str]], out: TextIO, *, would: bool = F
 
 def run_handover(args: Any, *, environ: Mapping[str, str] | None = None, state_dir: Path | None = None,
                  out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """`client-config --install/--uninstall --client CLIENT`: exit 0 done, 1 refused (with the reason)."""
+    """`client-config --install/--uninstall --client CLIENT`: exit 0 done, 1 refused (with the reason), 2 no --client."""
     from ..proxy._client_config import launch_command
-    from ._handover import HandoverError, install, uninstall
+    from ._handover import INSTALLABLE, HandoverError, install, uninstall
 
     out = out or sys.stdout
     err = err or sys.stderr
-    client = getattr(args, "client", None) or "claude-desktop"
+    client = getattr(args, "client", None)
+    if not client:  # editing a client's file is never done to a client picked by default
+        mode = "--uninstall" if getattr(args, "uninstall", False) else "--install"
+        print(f"usage: broxy-tray client-config {mode} --client CLIENT\n"
+              f"broxy-tray client-config: error: {mode} needs --client (one of {', '.join(INSTALLABLE)})", file=err)
+        return 2
     try:
         if getattr(args, "uninstall", False):
             done = uninstall(client, state_dir=state_dir)

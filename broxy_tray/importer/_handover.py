@@ -10,9 +10,10 @@ broxy-tray's state folder.
 
 `uninstall` puts the file back: byte for byte from the backup when the file
 is as we left it; otherwise (the client or the user saved since) by reversing
-just our edit in the current text. Anything it cannot account for — an
-invalid file, our entry edited by hand, a file changed while we work — makes
-it refuse with the reason, touching nothing.
+just our edit in the current text (our entry is recognised by its value, so a
+client that re-indents the file on save does not stop the undo). Anything it
+cannot account for — an invalid file, our entry's value edited by hand, a file
+changed while we work — makes it refuse with the reason, touching nothing.
 """
 
 from __future__ import annotations
@@ -97,8 +98,11 @@ def install(client: str, *, config_path: Path, argv: list[str], preset: str | No
     name = f"broxy-{preset}" if preset else "broxy"
     served = served_keys(config_path, preset)
     created = not path.exists() and not path.is_symlink()
-    if created:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if created and not path.parent.is_dir():
+        # creating ~/.config/Claude/… for a client that is not there would leave clutter and help nobody
+        raise HandoverError(f"{CLIENT_NAMES[client]} does not seem to be installed: neither {path} nor its folder "
+                            f"{path.parent} exists; nothing changed")
+    if created:  # only the file, in the client's own folder: the undo removes it and leaves the folder as it was
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write("{}\n")
@@ -237,6 +241,11 @@ def _restore_exactly(path: Path, current: bytes, record: dict[str, Any]) -> str:
     return f"{path}: restored exactly as it was before the hand-over (from {backup})"
 
 
+def _value(raw: str | None) -> Any:
+    """A member's parsed value: clients re-indent their files on save, so our entry is compared by value, not text."""
+    return json.loads(blank_jsonc(raw)) if raw is not None else None
+
+
 def _reverse(path: Path, record: dict[str, Any]) -> str:
     root = record["root"]
     key = record["entry"]["key"]
@@ -256,7 +265,7 @@ def _reverse(path: Path, record: dict[str, Any]) -> str:
         body = text
         spans = SpanMap(blanked)
         if key in data.get(root, {}):
-            if member_raw(text, spans, (root, key)) != record["entry"]["raw"]:
+            if _value(member_raw(text, spans, (root, key))) != _value(record["entry"]["raw"]):
                 raise HandoverError(f"{path}: the {key!r} entry was edited since the hand-over; remove it or restore "
                                     f"{record.get('backup')} by hand; nothing changed")
             body = remove_member(body, spans, (root,), key)

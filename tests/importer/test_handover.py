@@ -127,14 +127,59 @@ def test_vscode_jsonc_keeps_comments_and_uses_servers(home, handover):
     assert path.read_text() == original
 
 
-def test_missing_client_file_is_created_and_removed_again(home, handover):
+def test_missing_client_file_in_the_clients_folder_is_created_and_removed_again(home, handover):
     path = user_file("windsurf", home.env)
-    rc, out, _ = handover("windsurf")
-    assert rc == 0 and f"created {path}" in out
+    path.parent.mkdir(parents=True)  # Windsurf is installed, but has no MCP file yet
+    rc, out, err = handover("windsurf")
+    assert rc == 0 and f"created {path}" in out, err
     args = json.loads(path.read_text())["mcpServers"]["broxy"]["args"]
     assert "stdio" in args and args[args.index("--config") + 1] == str(home.config)
     assert handover("windsurf", uninstall=True)[0] == 0
-    assert not path.exists()
+    assert not path.exists() and path.parent.is_dir() and not list(path.parent.iterdir()), "the folder as it was"
+
+
+@pytest.mark.parametrize("client", ["claude-desktop", "windsurf", "vscode", "gemini", "cursor"])
+def test_install_for_a_client_that_is_not_installed_is_refused(home, handover, client):
+    path = user_file(client, home.env)
+    rc, out, err = handover(client)
+    assert rc == 1 and out == ""
+    assert "does not seem to be installed" in err and str(path.parent) in err
+    assert not path.parent.exists(), "no file or folder created"
+    assert not handover.state.exists() or not list(handover.state.iterdir())
+
+
+def test_install_and_uninstall_without_client_are_usage_errors(home, tmp_path):
+    home.config.parent.mkdir(parents=True)
+    home.config.write_text(json.dumps({"mcpServers": {"files": FILES}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BROXY_", "XDG_"))}
+    env.update(home.env, XDG_STATE_HOME=str(tmp_path / "st"))
+    for mode in ("--install", "--uninstall"):
+        p = subprocess.run([PYTHON, "-m", "broxy_tray", "client-config", mode], env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 2 and p.stdout == ""
+        assert f"{mode} needs --client" in p.stderr and "usage:" in p.stderr
+    assert not (home.root / ".config" / "Claude").exists(), "Claude Desktop is not picked silently"
+    assert not (tmp_path / "st").exists() or not list((tmp_path / "st").rglob("*.json"))
+    # printing a snippet still defaults to Claude Desktop
+    p = subprocess.run([PYTHON, "-m", "broxy_tray", "client-config"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and '"mcpServers"' in p.stdout and "claude_desktop_config.json" in p.stderr
+
+
+def test_client_reformatting_its_file_does_not_block_uninstall(home, handover):
+    path = desktop_file(home)
+    assert handover("claude-desktop")[0] == 0
+    installed = json.loads(path.read_text())
+    with open(path, "w") as f:  # Claude Desktop rewrites its file like this, values unchanged
+        json.dump(installed, f, indent=2)
+    rc, out, err = handover("claude-desktop", uninstall=True)
+    assert rc == 0, err
+    assert "only broxy-tray's edit was undone" in out
+    assert json.loads(path.read_text()) == json.loads(DESKTOP_TEXT)
+    text = path.read_text()
+    assert f'"files": {json.dumps(FILES)}' in text, "the removed entry put back with its original text"
+    assert '"zUnknown": {\n    "keep": [\n      1,' in text, "the client's layout kept"
+    assert not (handover.state / "claude-desktop.json").exists()
 
 
 def test_preset_only_hands_over_its_servers(home, handover):

@@ -248,6 +248,19 @@ def test_no_client_files_is_not_an_error(home):
     assert not home.config.exists()
 
 
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_project_that_is_not_a_directory_is_refused(home, kind):
+    home.all_clients()
+    target = home.root / "nowhere" if kind == "missing" else home.write("a-file", "x")
+    home.project = target
+    rc, out, err = home.run(project=True, dry_run=True)
+    expect = "no such directory" if kind == "missing" else "not a directory"
+    assert rc == 1 and f"--project: {expect}: {target}" in err
+    assert out == "" and not home.config.exists()
+    rc, _, err = home.run(project=True)
+    assert rc == 1 and expect in err and not home.config.exists(), "nothing written without --dry-run either"
+
+
 def test_documented_locations_per_os(tmp_path):
     env = {"HOME": "/h", "USERPROFILE": "C:\\Users\\me", "APPDATA": "/appdata"}
     assert user_file("claude-desktop", env, "darwin").as_posix() == "/h/Library/Application Support/Claude/claude_desktop_config.json"
