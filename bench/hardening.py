@@ -4,6 +4,7 @@
     .venv/bin/python bench/hardening.py http     # half-open flood vs. a legitimate HTTP client and the CLI
     .venv/bin/python bench/hardening.py stdout   # app RSS while a stdio server writes stdout without newlines
     .venv/bin/python bench/hardening.py stderr   # app CPU and log growth while a stdio server floods stderr
+    .venv/bin/python bench/hardening.py junk     # log and stderr lines while a stdio server writes junk on stdout
     .venv/bin/python bench/hardening.py orphans  # servers + grandchildren left after 20 SIGKILLs of the app
     .venv/bin/python bench/hardening.py fuzz     # >= 1,000 fuzzed configs through `config check`
     .venv/bin/python bench/hardening.py all
@@ -214,6 +215,28 @@ def bench_stderr(seconds: float = 10.0) -> None:
     app.wait(20)
 
 
+def bench_junk(seconds: float = 10.0) -> None:
+    """`yes garbage-not-json` as a server: before the fix ~3,800 log lines/s and as many on stderr."""
+    root = tempdir()
+    env = env_for(root)
+    config = root / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"flood": {"command": "yes", "args": ["garbage-not-json"]}}}))
+    with open(root / "stderr.txt", "wb") as err:
+        app = subprocess.Popen([sys.executable, "-m", "broxy_tray", "run", "--headless", "--json", "--config",
+                                str(config)], env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        statuses: list[str] = []
+        threading.Thread(target=lambda: statuses.extend(e.get("status", "") for e in events(app)),
+                         daemon=True).start()
+        time.sleep(seconds)
+        app.send_signal(signal.SIGTERM)
+        app.wait(20)
+    folder = Path(env["XDG_STATE_HOME"]) / "broxy" / "log"
+    lines = sum(len(f.read_text(errors="replace").splitlines()) for f in folder.glob("broxy-tray.log*"))
+    err_lines = len((root / "stderr.txt").read_bytes().splitlines())
+    print(f"junk: {seconds:.0f} s of `yes garbage-not-json` as a server: {lines} log lines, {err_lines} stderr "
+          f"lines, {statuses.count('Error')} Error statuses")
+
+
 # -- 4. orphans after SIGKILL ---------------------------------------------------------------------------
 
 
@@ -391,7 +414,7 @@ def bench_fuzz(n: int = 1200, seed: int = 17, subprocess_runs: int = 25) -> None
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    parts = {"http": bench_http, "stdout": bench_stdout, "stderr": bench_stderr, "orphans": bench_orphans,
+    parts = {"http": bench_http, "stdout": bench_stdout, "stderr": bench_stderr, "junk": bench_junk, "orphans": bench_orphans,
              "fuzz": bench_fuzz}
     for name, fn in parts.items():
         if which in (name, "all"):

@@ -36,6 +36,7 @@ from ._errors import (
     walk,
 )
 from ._http import StatusRecorder, make_http_client
+from ._log_budget import budget
 
 if TYPE_CHECKING:
     import httpx2
@@ -49,6 +50,9 @@ ToolsChangedCallback = Callable[[list["Tool"]], "Awaitable[None] | None"]
 
 MAX_TOOL_PAGES = 1000
 """A paginator that never ends cannot hang a tools/list walk."""
+
+TRANSPORT_ERROR_LOG_BURST = 10
+""""transport error" warnings logged per server before the budget's ~1 line/s (`_log_budget`)."""
 
 RELISTEN_ATTEMPTS = 3
 """How often a dropped `subscriptions/listen` stream is reopened before the connection counts as lost."""
@@ -178,7 +182,9 @@ class Connection:
         import mcp_types as types
 
         if isinstance(message, Exception):
-            self._log.warning("transport error: %s", one_line(type(message).__name__ + ": " + str(message), 200))
+            # budgeted: a server sending junk on every line must not flood the log
+            if budget(self._log, "transport error", TRANSPORT_ERROR_LOG_BURST).take(1):
+                self._log.warning("transport error: %s", one_line(type(message).__name__ + ": " + str(message), 200))
         elif isinstance(message, types.ToolListChangedNotification):
             self._tools_dirty.set()
 

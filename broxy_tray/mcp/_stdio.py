@@ -20,20 +20,21 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
 import os
 import signal
 import subprocess
 import sys
-import time
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Callable
 
 import anyio
 import anyio.abc
 
+from broxy_tray._redact import redact
+
 from . import _orphans
 from ._errors import ConnectError, one_line
+from ._log_budget import budget
 
 if TYPE_CHECKING:
     from broxy_tray.config._model import ServerConfig
@@ -58,9 +59,18 @@ MAX_MESSAGE = 32 * 1024 * 1024
 is stopped with that reason and restarted with backoff (a line that never ends cannot fill memory)."""
 
 STDERR_LOG_BURST = 200
-STDERR_LOG_PER_SECOND = 1.0
-"""stderr lines reach the log at most this fast per server (after a burst), so a flooding server can
-neither rotate the whole log away nor cost much CPU; the rest is counted, and the tail still kept."""
+"""stderr lines reach the log at most `LOG_PER_SECOND` per server (after this burst), so a flooding
+server can neither rotate the whole log away nor cost much CPU; the rest is counted, the tail still kept."""
+
+JUNK_LOG_BURST = 10
+"""Warnings about non-JSON-RPC stdout lines logged per server before the budget's ~1 line/s."""
+JUNK_WINDOW = 100
+JUNK_SHARE = 0.9
+"""A server whose last `JUNK_WINDOW` stdout lines are at least this share of non-JSON-RPC output is
+stopped with that reason (and restarted with backoff): it logs to stdout, which is reserved for MCP
+messages. A few banner lines before it starts serving are ignored."""
+JUNK_EXAMPLE_MAX = 60
+"""Characters of a junk line quoted in the reason (after redaction)."""
 STDERR_DROPPING_RATE = 8 * 1024 * 1024
 """Bytes/s read from a server's stderr while its lines are being dropped: the pipe pushes back on the
 server instead of the app spending a core on reading it."""
@@ -98,6 +108,8 @@ class StdioTransport:
         self.exit_reason: str | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._process: anyio.abc.Process | None = None
+        self._recent_junk: collections.deque[bool] = collections.deque(maxlen=JUNK_WINDOW)
+        self._junk_budget = budget(log, "stdout", JUNK_LOG_BURST)
         self._exited = anyio.Event()
         self._stderr_done = anyio.Event()
         self._closing = False
@@ -180,6 +192,11 @@ class StdioTransport:
                 with anyio.CancelScope(shield=True):
                     for s in (read_writer, read_stream, write_stream, write_reader):
                         s.close()
+                    if self._exited.is_set() or process.returncode is not None:
+                        # also closes the pipe transports (and so the asyncio subprocess transport), which
+                        # would otherwise be closed by the garbage collector, possibly after the loop ended
+                        with suppress(Exception), anyio.move_on_after(EXIT_SETTLE):
+                            await process.aclose()
                     for pipe in (process.stdin, process.stdout, process.stderr):
                         if pipe is not None:
                             with suppress(Exception):
@@ -193,6 +210,7 @@ class StdioTransport:
         assert process.stdout is not None
         parts: list[bytes] = []  # the unfinished line, in pieces (no quadratic re-concatenation)
         size = 0
+        stopped = False  # a line ended the session (mostly junk on stdout)
         try:
             async with writer:
                 try:
@@ -206,7 +224,9 @@ class StdioTransport:
                                 break
                             line = b"".join((*parts, piece)) if parts else piece
                             parts, size = [], 0
-                            await self._deliver(line, writer)
+                            if not await self._deliver(line, writer):
+                                stopped = True
+                                break
                         else:
                             if start < len(chunk):
                                 parts.append(chunk[start:])
@@ -214,7 +234,8 @@ class StdioTransport:
                             if size <= MAX_MESSAGE:
                                 continue
                         parts = []
-                        self._overflow()
+                        if not stopped:
+                            self._overflow()
                         break
                 except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
                     pass
@@ -229,19 +250,37 @@ class StdioTransport:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
 
-    async def _deliver(self, line: bytes, writer: Any) -> None:
+    async def _deliver(self, line: bytes, writer: Any) -> bool:
+        """Pass one stdout line to the session; False when the server is being stopped for junk."""
         import mcp_types as types
         from mcp.shared.message import SessionMessage
 
         line = line.strip()
         if not line:
-            return
+            return True
         try:
-            item: Any = SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
-        except ValueError as exc:
-            self._log.warning("ignoring a line that is not JSON-RPC on stdout")
-            item = exc
-        await writer.send(item)
+            message = SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+        except ValueError:
+            # Not handed to the session: it would only log it again, unbudgeted.
+            return self._junk(line)
+        self._recent_junk.append(False)
+        await writer.send(message)
+        return True
+
+    def _junk(self, line: bytes) -> bool:
+        """A stdout line that is not JSON-RPC: log it within the budget; stop a server that mostly writes junk."""
+        self._recent_junk.append(True)
+        if self._junk_budget.take(1):
+            self._log.warning("ignoring a line that is not JSON-RPC on stdout: %s", _quote(line, 200))
+        if len(self._recent_junk) < JUNK_WINDOW or sum(self._recent_junk) < JUNK_SHARE * JUNK_WINDOW:
+            return True
+        if self.exit_reason is None and not self._closing:
+            self.exit_reason = (f"writes non-JSON-RPC output on stdout (e.g. '{_quote(line, JUNK_EXAMPLE_MAX)}'); "
+                                "stdout is reserved for MCP messages — log to stderr")
+            self._log.error("server process %s; stopped it", self.exit_reason)
+            if self._on_exit is not None:
+                self._on_exit(self.exit_reason)
+        return False
 
     def _overflow(self) -> None:
         """A stdout message past `MAX_MESSAGE`: end the session with that reason (the server is restarted)."""
@@ -269,7 +308,7 @@ class StdioTransport:
     async def _read_stderr(self, process: anyio.abc.Process) -> None:
         assert process.stderr is not None
         buffer = b""
-        limiter = _stderr_limiter(self._log.name)
+        limiter = budget(self._log, "stderr", STDERR_LOG_BURST)
         try:
             while True:
                 try:
@@ -416,45 +455,10 @@ class StdioTransport:
             process.kill()
 
 
-class _LogBudget:
-    """A token bucket of stderr log lines for one server, kept across its restarts.
-
-    Dropped lines are counted and reported in one line when the budget allows again
-    (at most once a minute), so the log says that something was left out.
-    """
-
-    def __init__(self, log: logging.Logger) -> None:
-        self._log = log
-        self._tokens = float(STDERR_LOG_BURST)
-        self._last = time.monotonic()
-        self._dropped = 0
-        self._reported = -math.inf
-
-    def take(self, n: int) -> int:
-        """How many of `n` lines may be logged now."""
-        now = time.monotonic()
-        self._tokens = min(float(STDERR_LOG_BURST), self._tokens + (now - self._last) * STDERR_LOG_PER_SECOND)
-        self._last = now
-        if self._dropped and self._tokens >= 1 and now - self._reported >= 60:
-            self._tokens -= 1
-            self._reported = now
-            self._log.warning("stderr: %d lines not logged (more than %g lines/s)", self._dropped,
-                              STDERR_LOG_PER_SECOND)
-            self._dropped = 0
-        allowed = min(n, int(self._tokens))
-        self._tokens -= allowed
-        self._dropped += n - allowed
-        return allowed
-
-
-_budgets: dict[str, _LogBudget] = {}
-
-
-def _stderr_limiter(name: str) -> _LogBudget:
-    budget = _budgets.get(name)
-    if budget is None:
-        budget = _budgets[name] = _LogBudget(logging.getLogger(name))
-    return budget
+def _quote(raw: bytes, limit: int) -> str:
+    """A stdout line fit to show: decoded, redacted (before cutting, so no secret is half-shown), one short line."""
+    text = raw[:4096].decode("utf-8", errors="replace")
+    return one_line(redact(text), limit)
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

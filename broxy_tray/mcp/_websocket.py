@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 import anyio
 
 from ._errors import ConnectError, host_port, http_status_reason, safe_url
+from ._log_budget import budget
 
 if TYPE_CHECKING:
     import httpx2
@@ -83,6 +84,7 @@ async def websocket_transport(
             write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
 
             async def reader() -> None:
+                junk_budget = budget(log, "WebSocket frames", 10)
                 async with read_writer:
                     while True:
                         try:
@@ -101,10 +103,12 @@ async def websocket_transport(
                         else:
                             continue
                         try:
-                            item: Any = SessionMessage(types.jsonrpc_message_adapter.validate_json(data, by_name=False))
-                        except ValueError as exc:
-                            log.warning("ignoring a WebSocket frame that is not JSON-RPC")
-                            item = exc
+                            item = SessionMessage(types.jsonrpc_message_adapter.validate_json(data, by_name=False))
+                        except ValueError:
+                            # budgeted, and not handed to the session (it would log it again, unbudgeted)
+                            if junk_budget.take(1):
+                                log.warning("ignoring a WebSocket frame that is not JSON-RPC")
+                            continue
                         try:
                             await read_writer.send(item)
                         except (anyio.BrokenResourceError, anyio.ClosedResourceError):

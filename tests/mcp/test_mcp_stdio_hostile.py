@@ -88,3 +88,81 @@ async def test_stderr_flood_is_rate_limited_in_the_log(caplog):
     assert int(dropped.getMessage().split()[1]) > 10 * STDERR_LOG_BURST
     assert transport.stderr_tail[-1].startswith("stderr flood"), "the tail still holds the latest lines"
     print(f"stderr flood: {len(logged)} lines logged, cpu {used:.2f} s in {time.monotonic() - started:.1f} s")
+
+
+# -- junk on stdout (found by a new-user trial: `yes garbage-not-json` as a server) -----------------
+
+def _log_lines(user_env: dict[str, str]) -> list[str]:
+    folder = Path(user_env["XDG_STATE_HOME"]) / "broxy" / "log"
+    return [line for f in sorted(folder.glob("broxy-tray.log*")) for line in f.read_text().splitlines()]
+
+
+def test_a_server_writing_only_junk_on_stdout_is_stopped_with_a_reason_and_the_log_stays_small(
+        headless, tmp_path, save_config, user_env, minimal_server):
+    """Before: ~3,800 log lines/s (two warnings per junk line), the same on stderr, and the server
+    "Connecting" until the 30 s timeout, again and again."""
+    p = tmp_path / "mcp.json"
+    save_config(p, {"mcpServers": {"flood": {"command": "yes", "args": ["garbage-not-json"]},
+                                   "good": minimal_server}})
+    h = headless("--config", str(p))
+    errors = []
+    for _ in range(3):  # the first failure and two restarts with backoff
+        errors.append(h.wait_for(lambda e: e["event"] == "status" and e.get("server") == "flood"
+                                 and e["status"] == "Error", timeout=60))
+    if not any(e.get("server") == "good" and e.get("status") == "Available" for e in h.lines):
+        h.wait_for(lambda e: e["event"] == "status" and e.get("server") == "good" and e["status"] == "Available",
+                   timeout=30)  # the rest keeps working
+    assert h.stop() == 0
+    stderr = h.stderr()
+    for error in errors:
+        assert ("writes non-JSON-RPC output on stdout (e.g. 'garbage-not-json'); "
+                "stdout is reserved for MCP messages — log to stderr") in error["detail"], error
+        assert "retrying in" in error["detail"]
+    log = _log_lines(user_env)
+    junk = [line for line in log if "not JSON-RPC on stdout" in line]
+    # three runs of the server, up to 100 junk lines each: at most the burst (10) plus ~1/s get logged
+    assert 0 < len(junk) <= 40, len(junk)
+    assert not [line for line in log if "transport error" in line], "junk lines are not handed to the session"
+    assert len(log) < 200, f"{len(log)} log lines"
+    assert stderr.count("\n") < 100, f"{stderr.count(chr(10))} stderr lines"
+    print(f"junk flood: {len(log)} log lines, {stderr.count(chr(10))} stderr lines over three runs")
+
+
+def test_a_few_junk_lines_before_serving_still_connect(headless, tmp_path, save_config, user_env):
+    p = tmp_path / "mcp.json"
+    save_config(p, {"mcpServers": {"banner": {"command": sys.executable,
+                                              "args": [HOSTILE, "--stdout-junk", "5", "--lifetime", "60"]}}})
+    h = headless("--config", str(p))
+    h.wait_for(lambda e: e["event"] == "status" and e["status"] == "Available", timeout=30)
+    assert h.stop() == 0
+    assert not [e for e in h.lines if e.get("status") == "Error"]
+    junk = [line for line in _log_lines(user_env) if "not JSON-RPC on stdout" in line]
+    assert len(junk) == 5 and "starting up, step 0 (this should have gone to stderr)" in junk[0]
+
+
+async def test_the_junk_reason_is_redacted_and_cut(caplog):
+    from broxy_tray import _redact
+
+    secret = f"sk-{uuid.uuid4().hex}"
+    _redact.register([secret])
+    name = f"test.stdout-junk.{uuid.uuid4().hex}"
+    caplog.set_level(logging.INFO, logger=name)
+    code = ("import sys\nfor _ in range(150):\n"
+            f"    sys.stdout.write('token {secret} ' + 'z' * 500 + '\\n')\nsys.stdout.flush()\n"
+            "import time; time.sleep(30)")
+    reasons: list[str] = []
+    transport = StdioTransport(stdio_config("-c", code), log=logging.getLogger(name), on_exit=reasons.append)
+    async with transport as (read_stream, _write_stream):
+        with anyio.fail_after(20):
+            async for item in read_stream:
+                raise AssertionError(f"junk reached the session: {item!r}")
+    assert reasons == [transport.exit_reason]
+    reason = transport.exit_reason
+    assert reason.startswith("writes non-JSON-RPC output on stdout (e.g. 'token *** zzz")
+    assert secret not in reason
+    example = reason.split("'")[1]
+    assert len(example) <= 60 and example.endswith("…")
+    logged = [r.getMessage() for r in caplog.records]
+    assert not any(secret in m for m in logged)
+    # 100 junk lines seen before the stop; the burst (10) of them logged
+    assert len([m for m in logged if "not JSON-RPC on stdout" in m]) <= 12

@@ -105,3 +105,26 @@ async def test_server_going_away_ends_wait_closed(transport):
             assert "\n" not in reason.reason
     finally:
         running.stop()
+
+
+async def test_websocket_junk_frames_are_skipped_within_a_log_budget(caplog):
+    """A server sending frames that are not JSON-RPC still connects; the warnings about them are budgeted
+    (before: two warnings per frame, one of them from the SDK session)."""
+    import logging
+    import uuid
+
+    import sdk_server
+
+    name = f"test.ws-junk.{uuid.uuid4().hex}"  # budgets are per logger
+    caplog.set_level(logging.INFO, logger=name)
+    running = serve(sdk_server.websocket_app(sdk_server.build_server(3, 1000), junk_frames=500))
+    try:
+        config = remote_config(Transport.WEBSOCKET, f"ws://127.0.0.1:{running.port}/ws")
+        async with open_connection(config, log=logging.getLogger(name), **TIMEOUTS) as conn:
+            assert len(conn.tools) == 3
+    finally:
+        running.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    junk = [m for m in messages if m == "ignoring a WebSocket frame that is not JSON-RPC"]
+    assert 1 <= len(junk) <= 12, len(junk)
+    assert not [m for m in messages if m.startswith("transport error")]

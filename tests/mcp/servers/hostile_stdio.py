@@ -7,6 +7,7 @@ Serves the `initialize` handshake, `tools/list` (one tool) and `ping`; then, dep
     --stderr-flood SECONDS write stderr lines as fast as it can for SECONDS (while serving)
     --ignore-eof           keep running after stdin closes (and ignore SIGTERM/SIGHUP)
     --grandchild PIDFILE   start a grandchild in the same process group; write "<self> <grandchild>" there
+    --stdout-junk N        write N lines that are not JSON-RPC on stdout before serving (a startup banner)
     --marker TEXT          ignored; lets tests find these processes by their command line
 Every loop is bounded: the process exits by itself after --lifetime seconds (default 120).
 """
@@ -28,6 +29,7 @@ def main() -> None:
     p.add_argument("--stderr-flood", type=float, default=0.0)
     p.add_argument("--ignore-eof", action="store_true")
     p.add_argument("--grandchild")
+    p.add_argument("--stdout-junk", type=int, default=0)
     p.add_argument("--marker", default="")
     p.add_argument("--lifetime", type=float, default=120.0)
     a = p.parse_args()
@@ -66,6 +68,10 @@ def main() -> None:
         msg["error" if error else "result"] = error or result
         out.write(json.dumps(msg).encode() + b"\n")
         out.flush()
+
+    for i in range(a.stdout_junk):
+        out.write(f"starting up, step {i} (this should have gone to stderr)\n".encode())
+    out.flush()
 
     flooded = False
     for line in sys.stdin:

@@ -62,8 +62,10 @@ def build_server(n_tools: int, page_size: int, *, legacy_only: bool = False) -> 
     return server
 
 
-def websocket_app(server: Server):
-    """A Starlette app serving `server` over WebSocket at `/ws` (subprotocol `mcp`, one message per text frame)."""
+def websocket_app(server: Server, *, junk_frames: int = 0):
+    """A Starlette app serving `server` over WebSocket at `/ws` (subprotocol `mcp`, one message per text frame).
+
+    `junk_frames`: text frames that are not JSON-RPC sent first, on every connection (a misbehaving server)."""
     import mcp_types as types
     from mcp.shared.message import SessionMessage
     from starlette.applications import Starlette
@@ -75,6 +77,8 @@ def websocket_app(server: Server):
             await ws.close(code=1002)
             return
         await ws.accept(subprotocol="mcp")
+        for i in range(junk_frames):
+            await ws.send_text(f"not json-rpc {i}")
         read_writer, read_stream = anyio.create_memory_object_stream(0)
         write_stream, write_reader = anyio.create_memory_object_stream(0)
 
