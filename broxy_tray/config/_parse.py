@@ -116,6 +116,10 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | Sources | No
     if not isinstance(servers_raw, dict):
         raise ConfigFileError(ctx.issue(("mcpServers",), f"mcpServers must be an object, not {_kind(servers_raw)}"))
 
+    for dup in spans.duplicates:
+        earlier_line = spans.line_col(dup.earlier_key_start)[0]
+        ctx.warn(dup.path, f"duplicate key {dup.path[-1]!r}: the later entry wins "
+                           f"(the one at line {earlier_line} is ignored)")
     for key in spans.members(()):
         if key not in TOP_LEVEL_KEYS:
             hint = " (broxy-tray reads mcpServers)" if key == "servers" and "mcpServers" not in data else ""

@@ -422,6 +422,33 @@ def test_duplicate_server_ids_last_wins_like_json():
     assert c.server_ids == ("a",) and c.server("a").command == "two"
 
 
+def test_duplicate_keys_at_any_level_are_located_warnings():
+    text = textwrap.dedent("""\
+        {
+          "mcpServers": {
+            "a": {"command": "x"},
+            "b": {"command": "y",
+                  "command": "z"},
+            "a": {"command": "w"}
+          }
+        }
+        """)
+    c = parse(text)
+    assert c.server("a").command == "w" and c.server("b").command == "z" and c.errors == ()
+    warnings = sorted((w for w in c.issues if w.severity == "warning"), key=lambda w: w.line)
+    assert [str(w) for w in warnings] == [
+        "mcp.json:5:11: duplicate key 'command': the later entry wins (the one at line 4 is ignored)"
+        " (mcpServers.b.command)",
+        "mcp.json:6:5: duplicate key 'a': the later entry wins (the one at line 3 is ignored) (mcpServers.a)",
+    ]
+
+
+def test_duplicate_inside_an_overridden_entry_is_not_reported_twice():
+    text = '{"mcpServers": {"a": {"command": "x", "command": "y"},\n "a": {"command": "z"}}}'
+    warnings = [w for w in parse(text).issues if w.severity == "warning"]
+    assert [(w.path, w.line, w.column) for w in warnings] == [("mcpServers.a", 2, 2)]
+
+
 def test_empty_server_id():
     err = only_error(parse(servers(**{"": {"command": "x"}})), "")
     assert err.message == "server id must not be empty"
