@@ -332,7 +332,8 @@ def _parse_server(ctx: _Context, sid: str, raw: Any) -> ServerConfig:
         issue = ctx.issue(path, message, key=key, variable=variable)
         ctx.issues.append(issue)
         problems.append(issue)
-        return ServerConfig(id=sid, name=name, transport=None, enabled=enabled, problems=tuple(problems), line=line)
+        return ServerConfig(id=sid, name=name, transport=_declared_transport(raw), enabled=enabled,
+                            problems=tuple(problems), line=line)
 
     if not sid.strip():
         return fail(base, "server id must not be empty", key=True)
@@ -435,6 +436,21 @@ def _transport(r: "_Reader", raw: dict[str, Any], base: Path) -> Transport:
         url = r.string("url") or ""
         return Transport.WEBSOCKET if urlsplit(url).scheme.lower() in ("ws", "wss") else Transport.HTTP
     raise _EntryError(base, "cannot tell how to reach this server: add \"command\" (stdio) or \"url\" (remote)", key=True)
+
+
+def _declared_transport(raw: Any) -> Transport | None:
+    """The transport a broken entry plainly asks for (None when it does not say): an unset `${VAR}`
+    elsewhere in the entry should not hide that it is a stdio or remote server."""
+    if not isinstance(raw, dict):
+        return None
+    given = {TRANSPORT_ALIASES.get(v.strip().lower()) for k in ("transport", "type") if isinstance(v := raw.get(k), str)}
+    if given:
+        return given.pop() if len(given) == 1 else None
+    if "command" in raw:
+        return Transport.STDIO
+    if isinstance(raw.get("url"), str):
+        return Transport.WEBSOCKET if urlsplit(raw["url"]).scheme.lower() in ("ws", "wss") else Transport.HTTP
+    return None
 
 
 def _check_server_url(url: str, transport: Transport, path: Path, expanded: bool = False) -> None:

@@ -422,6 +422,19 @@ def test_duplicate_server_ids_last_wins_like_json():
     assert c.server_ids == ("a",) and c.server("a").command == "two"
 
 
+@pytest.mark.parametrize("entry,transport", [
+    ({"command": "x", "env": {"T": "${UNSET_TOKEN}"}}, Transport.STDIO),
+    ({"url": "https://h/${UNSET_TOKEN}"}, Transport.HTTP),
+    ({"url": "wss://h", "headers": {"X": "${UNSET_TOKEN}"}}, Transport.WEBSOCKET),
+    ({"type": "sse", "url": "${UNSET_TOKEN}"}, Transport.SSE),
+    ({"type": "sse", "transport": "stdio", "command": "x"}, None),
+    ({"args": ["x"]}, None),
+])
+def test_a_broken_entry_keeps_the_transport_it_asks_for(entry, transport):
+    s = parse(servers(a=entry)).server("a")
+    assert not s.valid and s.transport is transport
+
+
 def test_duplicate_keys_at_any_level_are_located_warnings():
     text = textwrap.dedent("""\
         {
