@@ -331,7 +331,7 @@ def test_bad_entry_does_not_affect_others():
     c = parse(servers(good={"command": "a"}, bad={"command": "b", "enabled": "no"}, also={"url": "https://h"}))
     assert [s.id for s in c.servers if s.valid] == ["good", "also"]
     bad = c.server("bad")
-    assert bad.transport is None and bad.name == "bad" and bad.line == 6
+    assert not bad.valid and bad.transport is Transport.STDIO and bad.name == "bad" and bad.line == 6
     assert [e.server for e in c.errors] == ["bad"]
 
 
