@@ -242,7 +242,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _config_check(args)
         if args.config_command == "path":
             return _config_path(args)
-        parser.parse_args(["config", "--help"])
+        print("broxy-tray: say what to do: broxy-tray config check|path (see broxy-tray config --help)",
+              file=sys.stderr)
         return EXIT_USAGE
     if command in ("status", "auth", "logout", "enable", "disable", "reload", "quit"):
         from .control._cli import run as run_control
@@ -420,7 +421,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         lock.acquire()
     except AlreadyRunning as e:
-        print(f"broxy-tray: {e}", file=sys.stderr)
+        print(e, file=sys.stderr)  # the message already starts with "broxy-tray is …"
         return EXIT_FAILURE
     from .mcp._orphans import guard_children, release_children
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from broxy_tray import __version__
 
@@ -27,6 +28,13 @@ def test_help_and_version(cli):
 def test_bad_usage_exits_2(cli):
     r = cli("frobnicate")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["config", "secret", "autostart"])
+def test_a_command_without_its_action_exits_2_and_says_so(cli, command):
+    r = cli(command)
+    assert r.returncode == 2 and r.stdout == "", (r.returncode, r.stdout)
+    assert f"broxy-tray {command}" in r.stderr
 
 
 def test_config_path_precedence(cli, user_env, tmp_path):
@@ -129,7 +137,7 @@ def test_second_instance_refused_and_stale_lock_ignored(headless, tmp_path, cli)
     first.config_event()
     r = cli("run", "--headless", "--config", str(p), timeout=20)
     assert r.returncode == 1
-    assert f"already running for {p} (process {first.proc.pid})" in r.stderr
+    assert r.stderr.startswith(f"broxy-tray is already running for {p} (process {first.proc.pid})"), r.stderr
     os.killpg(first.proc.pid, signal.SIGKILL)
     first.proc.wait()
     second = headless("--config", str(p))

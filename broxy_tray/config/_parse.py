@@ -116,6 +116,10 @@ def parse_config(text: str, file: str, environ: Mapping[str, str] | Sources | No
     if not isinstance(servers_raw, dict):
         raise ConfigFileError(ctx.issue(("mcpServers",), f"mcpServers must be an object, not {_kind(servers_raw)}"))
 
+    for dup in spans.duplicates:
+        earlier_line = spans.line_col(dup.earlier_key_start)[0]
+        ctx.warn(dup.path, f"duplicate key {dup.path[-1]!r}: the later entry wins "
+                           f"(the one at line {earlier_line} is ignored)")
     for key in spans.members(()):
         if key not in TOP_LEVEL_KEYS:
             hint = " (broxy-tray reads mcpServers)" if key == "servers" and "mcpServers" not in data else ""
@@ -328,7 +332,8 @@ def _parse_server(ctx: _Context, sid: str, raw: Any) -> ServerConfig:
         issue = ctx.issue(path, message, key=key, variable=variable)
         ctx.issues.append(issue)
         problems.append(issue)
-        return ServerConfig(id=sid, name=name, transport=None, enabled=enabled, problems=tuple(problems), line=line)
+        return ServerConfig(id=sid, name=name, transport=_declared_transport(raw), enabled=enabled,
+                            problems=tuple(problems), line=line)
 
     if not sid.strip():
         return fail(base, "server id must not be empty", key=True)
@@ -431,6 +436,21 @@ def _transport(r: "_Reader", raw: dict[str, Any], base: Path) -> Transport:
         url = r.string("url") or ""
         return Transport.WEBSOCKET if urlsplit(url).scheme.lower() in ("ws", "wss") else Transport.HTTP
     raise _EntryError(base, "cannot tell how to reach this server: add \"command\" (stdio) or \"url\" (remote)", key=True)
+
+
+def _declared_transport(raw: Any) -> Transport | None:
+    """The transport a broken entry plainly asks for (None when it does not say): an unset `${VAR}`
+    elsewhere in the entry should not hide that it is a stdio or remote server."""
+    if not isinstance(raw, dict):
+        return None
+    given = {TRANSPORT_ALIASES.get(v.strip().lower()) for k in ("transport", "type") if isinstance(v := raw.get(k), str)}
+    if given:
+        return given.pop() if len(given) == 1 else None
+    if "command" in raw:
+        return Transport.STDIO
+    if isinstance(raw.get("url"), str):
+        return Transport.WEBSOCKET if urlsplit(raw["url"]).scheme.lower() in ("ws", "wss") else Transport.HTTP
+    return None
 
 
 def _check_server_url(url: str, transport: Transport, path: Path, expanded: bool = False) -> None:

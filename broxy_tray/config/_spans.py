@@ -5,7 +5,8 @@ to point error messages at a line and column, and to rewrite one value of
 the user's file without touching anything else. This is a small scanner over
 text that `json.loads` has already accepted, so it does not validate; it
 records, for every value, its key's offset and its value's [start, end).
-Duplicate keys resolve like `json.loads` does: the last one wins.
+Duplicate keys resolve like `json.loads` does: the last one wins; each one is
+recorded in `SpanMap.duplicates` so the parser can warn about the lost entry.
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ class Span:
     end: int
 
 
+@dataclass(frozen=True)
+class Duplicate:
+    """A key given twice in one object: `json.loads` keeps the later value, the earlier is lost."""
+
+    path: Path
+    earlier_key_start: int
+    later_key_start: int
+
+
 class SpanMap:
     """Map from JSON paths to spans, plus offset → (line, column)."""
 
@@ -63,12 +73,13 @@ class SpanMap:
         self.text = text
         self.spans: dict[Path, Span] = {}
         self.children: dict[Path, dict[str, None]] = {}  # object path -> its keys, ordered
+        self.duplicates: list[Duplicate] = []  # in text order; none inside a value that was itself overridden
         self._line_starts = [0]
         nl = text.find("\n")
         while nl != -1:
             self._line_starts.append(nl + 1)
             nl = text.find("\n", nl + 1)
-        _Scanner(text, self.spans, self.children).scan()
+        _Scanner(text, self.spans, self.children, self.duplicates).scan()
 
     def get(self, path: Path) -> Span | None:
         return self.spans.get(path)
@@ -102,10 +113,13 @@ class SpanMap:
 
 
 class _Scanner:
-    def __init__(self, text: str, out: dict[Path, Span], children: dict[Path, dict[str, None]]) -> None:
+    def __init__(
+        self, text: str, out: dict[Path, Span], children: dict[Path, dict[str, None]], duplicates: list[Duplicate]
+    ) -> None:
         self.t = text
         self.out = out
         self.children = children
+        self.duplicates = duplicates
         self.i = 0
 
     def scan(self) -> None:
@@ -147,6 +161,9 @@ class _Scanner:
             if key in keys:  # duplicate key: the last one wins, as in json.loads
                 del keys[key]
                 n = len(child)
+                earlier = self.out[child].key_start
+                self.duplicates[:] = [d for d in self.duplicates if d.path[:n] != child]
+                self.duplicates.append(Duplicate(child, earlier if earlier is not None else 0, key_start))
                 for stale in [p for p in self.out if p[:n] == child]:
                     del self.out[stale]
                 for stale in [p for p in self.children if p[:n] == child]:

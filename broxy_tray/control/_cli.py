@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -44,7 +45,17 @@ def not_running_message(config: Path) -> str:
     if inst.running:
         return (f"broxy-tray seems to be running for {config} (process {inst.pid}), "
                 f"but its control channel {location.socket} does not answer")
-    return f"broxy-tray is not running for {config}; start it with `broxy-tray`"
+    return f"broxy-tray is not running for {config}; start it with `{start_command(config)}`"
+
+
+def start_command(config: Path) -> str:
+    """The command that starts the app for `config` from this shell: plain `broxy-tray` would start
+    the default config, so any other config is named with `--config`."""
+    from ..config import resolve_config_path
+
+    if config == resolve_config_path(None):
+        return "broxy-tray"
+    return f"broxy-tray --config {shlex.quote(str(config))}"
 
 
 def _request(config: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]:

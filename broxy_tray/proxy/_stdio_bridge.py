@@ -99,7 +99,9 @@ class AppLink:
             except Unreachable as e:
                 raise LinkError(str(e), fail_fast=True) from None
             except NotRunning:
-                reason = f"broxy-tray is not running for {self.config_path} (nothing listens on {location.socket})"
+                # No socket path here: the one this environment would guess may not be where the app
+                # will listen (it records its own socket in its lock file once started).
+                reason = self._not_running(first)
             except ControlError as e:
                 raise LinkError(f"cannot reach broxy-tray for {self.config_path}: {e}", fail_fast=True) from None
             inst = location.instance
@@ -135,6 +137,13 @@ class AppLink:
                 message = "the running broxy-tray is too old to offer the MCP endpoint; restart it"
             raise LinkError(message or "broxy-tray refused the MCP connection", fail_fast=True)
         return conn.reader, conn.writer
+
+    def _not_running(self, first: bool) -> str:
+        """Why there is no connection when no app holds the lock, and what the bridge does about it."""
+        head = f"broxy-tray is not running for {self.config_path}"
+        if self._start is None:
+            return f"{head}; not starting it (--no-start)" if first else f"{head}; waiting for it to be started (--no-start)"
+        return f"{head}; it is started again at the next request"
 
     def _ensure_started(self) -> None:
         """Start the app unless it runs or another process is starting it (blocking; run in a thread)."""

@@ -102,7 +102,30 @@ def _read_value(name: str, stdin: TextIO | None) -> str | None:
     return value
 
 
-def _applied(config_path: Path) -> str:
+def _unused(config_path: Path, names: list[str]) -> list[str]:
+    """Those of `names` that mcp.json does not use (none when it cannot be read: then nothing is claimed)."""
+    from ..config import ConfigFileError, load_config
+    from ..config._expand import Sources
+
+    try:
+        config, _ = load_config(config_path, Sources(os.environ))
+    except (ConfigFileError, OSError):
+        return []
+    used = {use.name for use in config.variables}
+    return [n for n in names if n not in used]
+
+
+def _applied(config_path: Path, names: list[str]) -> str:
+    """What became of the change: applied by the running app, waiting for it to start, or used nowhere yet."""
+    unused = _unused(config_path, names)
+    if unused and len(unused) == len(names):
+        them = ", ".join(f"${{{n}}}" for n in unused)
+        return f"mcp.json does not use {them} yet; add it where a server needs it."
+    note = f" ({', '.join(unused)}: not used by mcp.json yet.)" if unused else ""
+    return _notified(config_path) + note
+
+
+def _notified(config_path: Path) -> str:
     said = notify_running_app(config_path)
     if said is None:
         return "broxy-tray is not running; it uses the change when it starts."
@@ -135,7 +158,7 @@ def _set(store: SecretStore, name: str, config_path: Path, stdin: TextIO | None)
         _err(f"could not store {name}: {e}")
         return EXIT_FAILURE
     del value
-    print(f"Stored {name} in {store.description or 'the keyring'}. {_applied(config_path)}")
+    print(f"Stored {name} in {store.description or 'the keyring'}. {_applied(config_path, [name])}")
     if os.environ.get(name):
         print(f"note: {name} is also set in this shell's environment, which takes precedence where it is seen.")
     return EXIT_OK
@@ -152,14 +175,15 @@ def _rm(store: SecretStore, name: str, config_path: Path) -> int:
     if not existed:
         _err(f"no secret named {name} is stored (see broxy-tray secret list)")
         return EXIT_FAILURE
-    print(f"Removed {name}. {_applied(config_path)}")
+    print(f"Removed {name}. {_notified(config_path)}")
     return EXIT_OK
 
 
 def _import(store: SecretStore, names: list[str], config_path: Path) -> int:
     if not all(_check(n) for n in names):  # all names first: a typo stores nothing
         return EXIT_FAILURE
-    failed = stored = 0
+    failed = 0
+    stored: list[str] = []
     for name in dict.fromkeys(names):
         value = os.environ.get(name)
         if not value:
@@ -172,9 +196,9 @@ def _import(store: SecretStore, names: list[str], config_path: Path) -> int:
             _err(f"could not store {name}: {getattr(e, 'reason', e)}")
             return EXIT_FAILURE
         print(f"Imported {name}.")
-        stored += 1
+        stored.append(name)
     if stored:
-        print(_applied(config_path))
+        print(_applied(config_path, stored))
     return EXIT_FAILURE if failed else EXIT_OK
 
 

@@ -1,6 +1,7 @@
 """Ask for a secret's value with the platform's own password prompt ("Set NAME…" in the tray menu).
 
-Linux: `zenity --password` or `kdialog --password` when installed; macOS: an
+Linux: `zenity --entry --hide-text` (which, unlike `zenity --password`, shows
+a text naming the variable) or `kdialog --password` when installed; macOS: an
 `osascript` dialog with a hidden answer; Windows: a PowerShell credential
 prompt. The value comes back on the helper's stdout (a pipe), never on a
 command line. No helper → `None` for the prompt, and the caller shows the CLI
@@ -9,6 +10,7 @@ command instead; cancelling gives `Cancelled` and changes nothing.
 
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 import sys
@@ -25,12 +27,18 @@ class Cancelled:
     reason: str = "cancelled"
 
 
-def prompt_command(name: str, *, platform: str | None = None,
+def prompt_command(name: str, *, server: str | None = None, platform: str | None = None,
                    which: Callable[[str], str | None] = shutil.which) -> list[str] | None:
-    """The helper command that asks for `name`'s value (a validated `${NAME}` name), or None if there is none."""
+    """The helper command that asks for `name`'s value (a validated `${NAME}` name), or None if there is none.
+
+    `server`: the id of the server that needs it, named in the prompt so the person knows what it is for.
+    """
     plat = platform or sys.platform
     title = f"broxy-tray: set {name}"
-    text = f"Value for {name} (stored in the OS keyring)"
+    used_by = f", used by server {server!r}" if server else ""
+    text = f"Value for {name}{used_by} (stored in the OS keyring)"
+    if plat in ("darwin", "win32"):  # inside a quoted script: keep the server id from closing the quotes
+        text = text.replace('"', "").replace("'", "")
     if plat == "darwin":
         script = (f'display dialog "{text}" default answer "" with hidden answer with title "{title}" '
                   'buttons {"Cancel", "Store"} default button "Store"\n'
@@ -43,16 +51,17 @@ def prompt_command(name: str, *, platform: str | None = None,
         return [exe, "-NoProfile", "-NonInteractive", "-Command", script] if exe else None
     zenity, kdialog = which("zenity"), which("kdialog")
     if zenity:
-        return [zenity, "--password", f"--title={title}"]
+        # zenity's --text is Pango markup: escape the server id (names are validated already)
+        return [zenity, "--entry", "--hide-text", f"--title={title}", f"--text={html.escape(text)}"]
     if kdialog:
         return [kdialog, "--title", title, "--password", text]
     return None
 
 
-def ask_secret(name: str, *, timeout: float = PROMPT_TIMEOUT, platform: str | None = None,
+def ask_secret(name: str, *, server: str | None = None, timeout: float = PROMPT_TIMEOUT, platform: str | None = None,
                which: Callable[[str], str | None] = shutil.which) -> str | Cancelled | None:
     """Block (call it off the UI thread) until the user answers: the value, `Cancelled`, or None (no prompt)."""
-    argv = prompt_command(name, platform=platform, which=which)
+    argv = prompt_command(name, server=server, platform=platform, which=which)
     if argv is None:
         return None
     try:

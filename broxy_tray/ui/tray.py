@@ -277,7 +277,7 @@ class TrayRunner:
                 folder.mkdir(parents=True, exist_ok=True)
                 desktop.open_path(folder)
         elif k == m.SET_SECRET and payload:
-            threading.Thread(target=self._set_secret, args=(payload,), name="secret-prompt", daemon=True).start()
+            threading.Thread(target=self._set_secret, args=(payload, sid), name="secret-prompt", daemon=True).start()
         elif k == m.TOGGLE_AUTOSTART:
             self._toggle_autostart()
         elif k == m.IMPORT_SERVERS:
@@ -286,11 +286,11 @@ class TrayRunner:
             self._message(f"broxy-tray {self.version} · config {self.config_path}"
                           + (f" · logs {self.log_dir}" if self.log_dir else ""))
 
-    def _set_secret(self, name: str) -> None:
+    def _set_secret(self, name: str, server: str | None = None) -> None:
         """"Set NAME…" (its own thread): the platform's password prompt, then store it and apply it at once."""
         from .secret_prompt import Cancelled, ask_secret
 
-        answer = ask_secret(name)
+        answer = ask_secret(name, server=server)
         if answer is None:
             self._message(f"To set {name}, run in a terminal: broxy-tray secret set {name}")
         elif isinstance(answer, Cancelled):

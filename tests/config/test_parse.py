@@ -331,7 +331,7 @@ def test_bad_entry_does_not_affect_others():
     c = parse(servers(good={"command": "a"}, bad={"command": "b", "enabled": "no"}, also={"url": "https://h"}))
     assert [s.id for s in c.servers if s.valid] == ["good", "also"]
     bad = c.server("bad")
-    assert bad.transport is None and bad.name == "bad" and bad.line == 6
+    assert not bad.valid and bad.transport is Transport.STDIO and bad.name == "bad" and bad.line == 6
     assert [e.server for e in c.errors] == ["bad"]
 
 
@@ -420,6 +420,46 @@ def test_line_and_column_point_at_value():
 def test_duplicate_server_ids_last_wins_like_json():
     c = parse('{"mcpServers": {"a": {"command": "one"}, "a": {"command": "two"}}}')
     assert c.server_ids == ("a",) and c.server("a").command == "two"
+
+
+@pytest.mark.parametrize("entry,transport", [
+    ({"command": "x", "env": {"T": "${UNSET_TOKEN}"}}, Transport.STDIO),
+    ({"url": "https://h/${UNSET_TOKEN}"}, Transport.HTTP),
+    ({"url": "wss://h", "headers": {"X": "${UNSET_TOKEN}"}}, Transport.WEBSOCKET),
+    ({"type": "sse", "url": "${UNSET_TOKEN}"}, Transport.SSE),
+    ({"type": "sse", "transport": "stdio", "command": "x"}, None),
+    ({"args": ["x"]}, None),
+])
+def test_a_broken_entry_keeps_the_transport_it_asks_for(entry, transport):
+    s = parse(servers(a=entry)).server("a")
+    assert not s.valid and s.transport is transport
+
+
+def test_duplicate_keys_at_any_level_are_located_warnings():
+    text = textwrap.dedent("""\
+        {
+          "mcpServers": {
+            "a": {"command": "x"},
+            "b": {"command": "y",
+                  "command": "z"},
+            "a": {"command": "w"}
+          }
+        }
+        """)
+    c = parse(text)
+    assert c.server("a").command == "w" and c.server("b").command == "z" and c.errors == ()
+    warnings = sorted((w for w in c.issues if w.severity == "warning"), key=lambda w: w.line)
+    assert [str(w) for w in warnings] == [
+        "mcp.json:5:11: duplicate key 'command': the later entry wins (the one at line 4 is ignored)"
+        " (mcpServers.b.command)",
+        "mcp.json:6:5: duplicate key 'a': the later entry wins (the one at line 3 is ignored) (mcpServers.a)",
+    ]
+
+
+def test_duplicate_inside_an_overridden_entry_is_not_reported_twice():
+    text = '{"mcpServers": {"a": {"command": "x", "command": "y"},\n "a": {"command": "z"}}}'
+    warnings = [w for w in parse(text).issues if w.severity == "warning"]
+    assert [(w.path, w.line, w.column) for w in warnings] == [("mcpServers.a", 2, 2)]
 
 
 def test_empty_server_id():

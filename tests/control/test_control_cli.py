@@ -60,7 +60,7 @@ def run(capsys, command: str, config: Path, **kw) -> tuple[int, str, str]:
 def test_status_without_a_running_instance_shows_what_would_run(env, config, capsys):
     rc, out, err = run(capsys, "status", config, json=False)
     assert rc == 3
-    assert f"broxy-tray is not running for {config}; start it with `broxy-tray`" in out
+    assert f"broxy-tray is not running for {config}; start it with `broxy-tray --config {config}`" in out
     assert "Local files [files]: enabled (stdio)" in out
     assert "Switched off [off]: disabled" in out
     assert "Broken [broken]: error — url scheme 'ftp'" in out
@@ -88,8 +88,24 @@ def test_other_commands_without_a_running_instance(env, config, capsys, command,
     before = config.read_text()
     rc, out, err = run(capsys, command, config, **extra)
     assert rc == 3
-    assert f"broxy-tray is not running for {config}; start it with `broxy-tray`" in err
+    assert f"broxy-tray is not running for {config}; start it with `broxy-tray --config {config}`" in err
     assert config.read_text() == before
+
+
+def test_not_running_hint_names_the_config_only_when_it_is_not_the_default(env, tmp_path, capsys):
+    from broxy_tray.config import default_config_path
+
+    default = default_config_path()
+    default.parent.mkdir(parents=True, exist_ok=True)
+    default.write_text(json.dumps(config_with_servers()))
+    rc, out, _ = run(capsys, "status", default, json=False)
+    assert rc == 3 and out.startswith(f"broxy-tray is not running for {default}; start it with `broxy-tray`\n")
+
+    spaced = tmp_path / "my configs" / "custom.json"
+    spaced.parent.mkdir()
+    spaced.write_text(json.dumps(config_with_servers()))
+    rc, _, err = run(capsys, "reload", spaced)
+    assert rc == 3 and f"start it with `broxy-tray --config '{spaced}'`" in err
 
 
 def test_every_command_against_a_running_instance(env, config, launch, capsys):
@@ -189,7 +205,7 @@ def test_status_and_commands_through_the_cli(env, config, launch):
     r = cli(env, "status", "--config", str(config))
     assert r.returncode == 3 and "is not running" in r.stdout and "Local files [files]: enabled" in r.stdout
     r = cli(env, "disable", "files", "--config", str(config))
-    assert r.returncode == 3 and "start it with `broxy-tray`" in r.stderr
+    assert r.returncode == 3 and f"start it with `broxy-tray --config {config}`" in r.stderr
 
     inst = launch(config)
     inst.ready()

@@ -233,7 +233,10 @@ def test_client_hanging_up_ends_the_bridge_with_0_even_while_the_app_is_away(app
         assert answers[2]["error"]["code"] == -32000 and "broxy-tray" in answers[2]["error"]["message"]
         bridge.stdin.close()
         assert bridge.wait(20) == 0
-        no_python_noise(bridge.stderr.read().decode())
+        err = bridge.stderr.read().decode()
+        no_python_noise(err)
+        assert f"broxy-tray is not running for {config}; waiting for it to be started (--no-start)" in err
+        assert ".sock" not in err
     finally:
         if bridge.poll() is None:
             bridge.kill()

@@ -136,3 +136,20 @@ def test_set_on_a_terminal_asks_without_echo(keyring_env: dict[str, str]) -> Non
     assert os.waitstatus_to_exitcode(status) == 0
     assert value.encode() not in seen, "the value was echoed"
     assert read_back_digest(keyring_env, "TTY_ONE") == hashlib.sha256(value.encode()).hexdigest()
+
+
+def test_storing_a_secret_that_mcp_json_does_not_use_says_so(keyring_env: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "mcp.json"
+    config.write_text('{"mcpServers": {"a": {"command": "x", "env": {"K": "${USED_KEY}"}}}}')
+    env = {**keyring_env, "FOO_KEY": "foo-value-31337", "USED_KEY": "used-value-4242"}
+    r = run_cli(env, "secret", "import", "FOO_KEY", "--config", str(config))
+    assert r.returncode == 0, r
+    assert r.stdout.splitlines() == ["Imported FOO_KEY.",
+                                     "mcp.json does not use ${FOO_KEY} yet; add it where a server needs it."]
+    r = run_cli(env, "secret", "set", "FOO_KEY", "--config", str(config), input="other-value-1\n")
+    assert r.returncode == 0 and "mcp.json does not use ${FOO_KEY} yet" in r.stdout, r
+    r = run_cli(env, "secret", "import", "USED_KEY", "FOO_KEY", "--config", str(config))
+    assert r.returncode == 0, r
+    assert r.stdout.splitlines()[-1] == ("broxy-tray is not running; it uses the change when it starts. "
+                                         "(FOO_KEY: not used by mcp.json yet.)")
+    assert "foo-value-31337" not in r.stdout + r.stderr and "used-value-4242" not in r.stdout + r.stderr

@@ -214,9 +214,11 @@ def _helper(tmp_path: Path, name: str, script: str) -> str:
 def test_password_prompt_returns_the_value_or_cancelled_or_none(tmp_path: Path) -> None:
     args_file = tmp_path / "args"
     zenity = _helper(tmp_path, "zenity", f'echo "$@" > {args_file}\nprintf "typed-value-1\\n"\n')
-    got = ask_secret("GH_TOKEN", platform="linux", which=lambda c: zenity if c == "zenity" else None)
+    got = ask_secret("GH_TOKEN", server="gh", platform="linux", which=lambda c: zenity if c == "zenity" else None)
     assert got == "typed-value-1"
-    assert args_file.read_text().split()[:1] == ["--password"]
+    args = args_file.read_text()
+    assert args.split()[:2] == ["--entry", "--hide-text"]  # `zenity --password` would only say "Type your password"
+    assert "--text=Value for GH_TOKEN, used by server &#x27;gh&#x27; (stored in the OS keyring)" in args
     cancel = _helper(tmp_path, "kdialog", "exit 1\n")
     assert isinstance(ask_secret("GH_TOKEN", platform="linux", which=lambda c: cancel if c == "kdialog" else None),
                       Cancelled)
@@ -234,6 +236,12 @@ def test_prompt_commands_per_platform_carry_no_value() -> None:
     assert prompt_command("GH_TOKEN", platform="win32", which=lambda c: None) is None
     kde = prompt_command("GH_TOKEN", platform="linux", which=lambda c: "/usr/bin/kdialog" if c == "kdialog" else None)
     assert kde is not None and kde[0] == "/usr/bin/kdialog" and "--password" in kde
+    kde = prompt_command("GH_TOKEN", server="gh", platform="linux",
+                         which=lambda c: "/usr/bin/kdialog" if c == "kdialog" else None)
+    assert kde is not None
+    assert kde[kde.index("--password") + 1] == "Value for GH_TOKEN, used by server 'gh' (stored in the OS keyring)"
+    quoted = prompt_command("GH_TOKEN", server='a"b', platform="darwin")
+    assert quoted is not None and 'server ab (stored' in quoted[2]
 
 
 def test_no_value_left_in_the_process_list_by_the_prompt(tmp_path: Path) -> None:

@@ -60,3 +60,17 @@ def test_doctor_report_has_the_facts_and_no_secrets(tmp_path, monkeypatch):
                    "keyring", f"config: {cfg}", "config: valid; 2 servers (1 http, 1 stdio), 2 enabled", "log: "):
         assert needle in text, needle
     assert "s3cr3t" not in text
+
+
+def test_doctor_counts_the_transport_of_a_broken_entry(tmp_path, monkeypatch):
+    from broxy_tray.ui.doctor import doctor_report
+
+    cfg = tmp_path / "mcp.json"
+    cfg.write_text('{"mcpServers": {"a": {"command": "x", "env": {"T": "${MY_TOKEN}"}}, "b": {"command": "true"}}}')
+    monkeypatch.delenv("MY_TOKEN", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    text = doctor_report(cfg)
+    assert "config: 1 problem(s); 2 servers (2 stdio), 2 enabled" in text, text
+    assert "MY_TOKEN" in text

@@ -57,7 +57,9 @@ def test_set_name_with_a_prompt_stores_the_answer(desktop, sni_watcher, tray_app
     menu.click("✕ GitHub", "Set UI_GH_TOKEN2…")
     wait_for(lambda: any("could not store UI_GH_TOKEN2: no usable keyring" in b for b in _bodies(desktop)), 15,
              what="the store's answer as a notification")
-    assert (tmp_path / "zenity.args").read_text().startswith("--password")
+    args = (tmp_path / "zenity.args").read_text()
+    assert args.startswith("--entry --hide-text")
+    assert "--text=Value for UI_GH_TOKEN2, used by server &#x27;gh&#x27;" in args
     os.kill(app.proc.pid, signal.SIGTERM)
     assert app.proc.wait(20) == 0
     assert typed not in app.log_text() and typed not in app.output()
