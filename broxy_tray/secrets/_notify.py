@@ -9,12 +9,14 @@ NOTIFY_TIMEOUT = 30.0  # the app reads the keyring (5 s timeout) and reloads bef
 
 def notify_running_app(config_path: Path, timeout: float = NOTIFY_TIMEOUT) -> str | None:
     """None when no instance runs for `config_path`; otherwise what it said ("applied" or why not)."""
-    from ..control._client import NotRunning, request_sync
-    from ..control._paths import control_path
+    import asyncio
+
+    from ..control._client import NotRunning
+    from ..control._locate import request
     from ..control._protocol import ControlError
 
-    try:
-        response = request_sync(control_path(config_path), {"cmd": "secrets"}, timeout)
+    try:  # found through its instance lock, wherever (whatever XDG_RUNTIME_DIR) the app was started from
+        response = asyncio.run(request(config_path, {"cmd": "secrets"}, timeout))
     except NotRunning:
         return None
     except ControlError as e:

@@ -93,8 +93,12 @@ def test_set_change_rm_apply_live_and_leave_the_others_alone(keyring_env: dict[s
     assert environ_of(needs_pid)["TOKEN"] == first, "the stored value reached the child's environment"
     assert pids_with(m_other) == [other_pid], "setting a secret restarts nobody else"
 
-    r = run_cli(env, "secret", "set", NAME, "--config", str(config), input=second)
+    elsewhere = tmp_path / "other-runtime"  # as from a terminal whose XDG_RUNTIME_DIR differs from the app's
+    elsewhere.mkdir(mode=0o700)
+    r = run_cli({**env, "XDG_RUNTIME_DIR": str(elsewhere)}, "secret", "set", NAME, "--config", str(config),
+                input=second)
     assert r.returncode == 0, r.stderr
+    assert "applied" in r.stdout, "the running app is found through its instance lock, not the runtime dir"
     _wait(lambda: pids_with(m_needs) and pids_with(m_needs) != [needs_pid], what="needs restarted")
     _status(h, "needs", "Available")
     new_pid = _one_pid(m_needs)
