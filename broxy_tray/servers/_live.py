@@ -77,6 +77,7 @@ class LiveRunner:
     async def __call__(self, server: ServerConfig, config: Config, store: StateStore) -> None:
         log = logging.getLogger(f"broxy_tray.server.{server.id}")
         backoff = self._backoff()
+        last_reason: str | None = None
         while True:
             store.update_server(server.id, status=ServerStatus.CONNECTING, detail="", tools=None, seconds_left=None)
             await preload_sdk()
@@ -117,7 +118,10 @@ class LiveRunner:
             if time.monotonic() - started >= self._healthy_after:
                 backoff.reset()
             delay = backoff.next()
-            log.warning("%s; retrying in %.1f s", reason, delay)
+            # the same reason again only at INFO: a server down for an hour must not fill stderr and the log
+            level = logging.INFO if reason == last_reason else logging.WARNING
+            last_reason = reason
+            log.log(level, "%s; retrying in %d s", reason, math.ceil(delay))
             store.update_server(
                 server.id, status=ServerStatus.ERROR, tools=None,
                 detail=f"{reason} · retrying in {math.ceil(delay)} s",

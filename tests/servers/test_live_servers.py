@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import re
 import socket
 import sys
 import textwrap
@@ -128,7 +130,8 @@ async def test_tool_list_change_updates_count(make_app, sdk_servers):
     await until(lambda: app.store.state.server("http").tools == 13, what="count updated to 13")
 
 
-async def test_crashing_stdio_server_errors_backs_off_and_recovers(make_app, tmp_path):
+async def test_crashing_stdio_server_errors_backs_off_and_recovers(make_app, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="broxy_tray.server.flaky")
     marker = tmp_path / "ready"
     script = tmp_path / "flaky.py"
     script.write_text(textwrap.dedent(f"""\
@@ -145,6 +148,12 @@ async def test_crashing_stdio_server_errors_backs_off_and_recovers(make_app, tmp
     details = set()
     await until(lambda: details.add(app.store.state.server("flaky").detail) or len(
         {d for d in details if "retrying in" in d}) >= 2, what="a second retry")
+    retries = [r for r in caplog.records if r.name == "broxy_tray.server.flaky" and "retrying in" in r.getMessage()]
+    assert [r.levelname for r in retries][:2] == ["WARNING", "INFO"], "the same reason again is not a new warning"
+    assert all(re.search(r"retrying in \d+ s$", r.getMessage()) for r in retries), "whole seconds, as on the menu"
+    shown = {d.rsplit("retrying in ", 1)[1] for d in details if "retrying in" in d}
+    logged = {r.getMessage().rsplit("retrying in ", 1)[1] for r in retries}
+    assert shown <= logged, "the log and the status line name the same delay"
     marker.write_text("ok")
     await until(lambda: status(app, "flaky") is ServerStatus.AVAILABLE, timeout=20, what="recovery")
     assert app.store.state.server("flaky").tools == 3
