@@ -25,6 +25,7 @@ async def main(config: Path) -> None:
     from broxy_tray.app import App
     from broxy_tray.auth._store import MemoryStore
     from broxy_tray.control import serve_app
+    from broxy_tray.mcp import preload_sdk
     from broxy_tray.ui.headless import HeadlessPrinter
 
     setup_logging("info", stderr_level="warning")
@@ -38,11 +39,16 @@ async def main(config: Path) -> None:
     try:
         while line := await asyncio.to_thread(sys.stdin.readline):
             if line.strip() == "hog":
-                while True:
-                    try:
-                        hogged.append(os.open(os.devnull, os.O_RDONLY))
-                    except OSError:
-                        break
+                # the SDK warm-up imports in a thread, opening and closing files: let it finish, or a
+                # descriptor it frees later lets the very read this hog is meant to starve go through
+                await preload_sdk()
+                for _ in range(3):  # and take again whatever other work in flight let go of meanwhile
+                    while True:
+                        try:
+                            hogged.append(os.open(os.devnull, os.O_RDONLY))
+                        except OSError:
+                            break
+                    await asyncio.sleep(0.1)
                 print(json.dumps({"event": "hogged", "count": len(hogged)}), flush=True)
             elif line.strip() == "release":
                 for fd in hogged:
