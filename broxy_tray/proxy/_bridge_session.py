@@ -230,6 +230,16 @@ class BridgeSession:
 
     # -- the app side --
 
+    async def _try_link(self, first: bool, wanted: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """`link`, with any other failure (an OSError starting the app: no descriptor, a read-only state
+        folder…) turned into a `LinkError`, so the loop says why and keeps trying instead of ending."""
+        try:
+            return await self._link(first, wanted)
+        except LinkError:
+            raise
+        except Exception as e:
+            raise LinkError(f"cannot reach or start broxy-tray: {type(e).__name__}: {e}", final=first) from e
+
     async def _keep_connected(self) -> None:
         backoff = BACKOFF_FIRST
         first = True
@@ -237,7 +247,7 @@ class BridgeSession:
         while not self._closing:
             wanted = any(h.deadline is not None for h in self._held)
             try:
-                reader, writer = await self._link(first, wanted)
+                reader, writer = await self._try_link(first, wanted)
             except LinkError as e:
                 now = asyncio.get_running_loop().time()
                 if e.fail_fast and since is None:

@@ -166,3 +166,32 @@ async def test_the_first_connection_failing_ends_the_session_with_1():
     session = BridgeSession(link, client.write, log=logged.append)
     assert await asyncio.wait_for(session.run(client.stream()), 10) == 1
     assert logged == ["broxy-tray is not running for /x/mcp.json"]
+
+
+async def test_an_unexpected_failure_to_reach_the_app_is_said_and_retried_not_fatal_to_the_session():
+    """Starting the app can fail with a plain OSError (no descriptor left, a read-only state folder): the
+    bridge says so once and keeps trying, and reconnects once the app can be reached again."""
+    app, client = RecordingApp(), Client()
+    broken = True
+    logged: list[str] = []
+
+    async def link(first: bool, wanted: bool):
+        if broken and not first:
+            raise PermissionError(13, "Permission denied", "/home/u/.local/state/broxy/instances")
+        return await app.link(first, wanted)
+
+    session = BridgeSession(link, client.write, log=logged.append, hold_timeout=0.3)
+    run = asyncio.ensure_future(session.run(client.stream()))
+    client.send(request(1, "initialize", INIT_PARAMS))
+    await client.answer(1)
+    app.kill()
+    await asyncio.sleep(0.2)
+    client.send(request(2, "tools/call", {"name": "x"}))
+    answer = await client.answer(2, timeout=5)
+    assert answer["error"]["code"] == APP_GONE, answer
+    assert any("PermissionError" in line for line in logged), logged
+    broken, app.available = False, True
+    client.send(request(3, "tools/list"))
+    assert (await client.answer(3, timeout=10))["result"] == {"echo": "tools/list"}, "it reconnected"
+    client.lines.put_nowait(None)
+    assert await asyncio.wait_for(run, 10) == 0
