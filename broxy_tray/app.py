@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 RELOAD_RETRY_MIN = 0.5
 RELOAD_RETRY_MAX = 10.0
+SECRET_RETRY = 15.0
+"""Seconds between attempts to read secrets from a keyring that was locked or did not answer."""
 
 
 class IntentError(Exception):
@@ -93,6 +95,7 @@ class App:
         """Values for `${NAME}` missing from the environment (`broxy_tray.secrets.SecretStore`)."""
         self._secret_values: dict[str, str] = {}  # read from the store at the last reload, for names the environment lacks
         self._secret_error: str | None = None  # why the store could not be read (variables then show missing)
+        self._last_secret_error: str | None = None  # the reason last logged as a warning (a retry repeats it at INFO)
         self._force_reload = False
         self._watch = watch
         self._debounce = debounce
@@ -241,10 +244,15 @@ class App:
         try:
             found = await self.secrets.get_many(names)
         except SecretStoreUnavailable as e:
-            log.warning("secret store unavailable; %s reported missing: %s", ", ".join(names), e.reason)
-            self._secret_error = e.reason
+            again = e.reason == self._last_secret_error
+            log.log(logging.INFO if again else logging.WARNING,
+                    "secret store unavailable; %s reported missing: %s", ", ".join(names), e.reason)
+            self._secret_error = self._last_secret_error = e.reason
             self._secret_values = {n: known[n] for n in names if n in known}
+            # a keyring locked at login is unlocked later without any file event: ask it again by ourselves
+            self._retry_reload(SECRET_RETRY, quiet=True)
             return True
+        self._last_secret_error = None
         _logging.register_secrets(found.values())
         self._secret_values = found
         return bool(found)
@@ -272,14 +280,16 @@ class App:
             raise IntentError(f"could not store {name}: {e}") from None
         await self.secrets_changed()
 
-    def _retry_reload(self) -> None:
-        """Reading failed for lack of resources (no descriptor left): no file event will come, so
-        try again by ourselves, backing off from 0.5 s to 10 s, until a read succeeds."""
+    def _retry_reload(self, delay: float | None = None, *, quiet: bool = False) -> None:
+        """Reading failed for lack of resources (no descriptor left; by default backing off from 0.5 s
+        to 10 s) or the secret store could not be read (`delay`): no file event will come, so try
+        again by ourselves until it works."""
         if self._closing or (self._reload_retry is not None and not self._reload_retry.cancelled()):
             return
-        delay = min(RELOAD_RETRY_MAX, max(RELOAD_RETRY_MIN, self._reload_retry_delay * 2))
-        self._reload_retry_delay = delay
-        log.warning("will read %s again in %.1f s", self.config_path, delay)
+        if delay is None:
+            delay = min(RELOAD_RETRY_MAX, max(RELOAD_RETRY_MIN, self._reload_retry_delay * 2))
+            self._reload_retry_delay = delay
+        log.log(logging.DEBUG if quiet else logging.WARNING, "will read %s again in %.1f s", self.config_path, delay)
 
         def fire() -> None:
             self._reload_retry = None

@@ -252,10 +252,14 @@ def test_no_value_left_in_the_process_list_by_the_prompt(tmp_path: Path) -> None
     assert os.path.exists(seen)
 
 
-async def test_a_keyring_locked_later_does_not_stop_what_runs_but_a_fresh_start_reports_it(tmp_path: Path) -> None:
+async def test_a_keyring_locked_later_does_not_stop_what_runs_but_a_fresh_start_reports_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
+    import broxy_tray.app
     from broxy_tray.app import App
+
+    monkeypatch.setattr(broxy_tray.app, "SECRET_RETRY", 0.3)
 
     class LockableKeyring(DictKeyring):
         locked = False
@@ -295,5 +299,12 @@ async def test_a_keyring_locked_later_does_not_stop_what_runs_but_a_fresh_start_
         s = fresh.store.state.server("s")
         assert s is not None and s.status is ServerStatus.ERROR and "the keyring is locked" in s.detail
         assert fresh.store.state.server("t").status is ServerStatus.AVAILABLE  # type: ignore[union-attr]
+        backend.locked = False  # unlocked after login: no file event, no reload asked for, yet it connects
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if fresh.store.state.server("s").status is ServerStatus.AVAILABLE:  # type: ignore[union-attr]
+                break
+        assert fresh.store.state.server("s").status is ServerStatus.AVAILABLE  # type: ignore[union-attr]
+        assert fresh.config.server("s").env["T"] == "stored-value"  # type: ignore[union-attr]
     finally:
         await fresh.shutdown()
