@@ -75,6 +75,7 @@ class SecretStore:
         self._backend: Any = None
         self._description = ""
         self._worker = Worker(f"broxy-keyring-{service}")
+        self._stuck = False  # a call timed out and may still hold the worker
         self._entries = ChunkedEntries(service, lambda: self._backend, chunk_chars)
 
     @property
@@ -175,12 +176,16 @@ class SecretStore:
         return {n for n in data if is_valid_name(n)} if isinstance(data, list) else set()
 
     async def _run(self, fn: Any, what: str, secret: str = "") -> Any:
-        if self._worker.busy:
+        # Fail at once only behind a call that already timed out (stuck on an unlock prompt); a call
+        # that is merely running (a reload reading while the tray stores) is simply waited for.
+        if self._stuck and self._worker.busy:
             raise SecretStoreUnavailable("the keyring is still busy with an earlier request (locked, waiting for "
                                          "an unlock prompt?)")
+        self._stuck = False
         try:
             return await self._worker.run(fn, self.timeout)
         except TimeoutError:
+            self._stuck = True
             raise SecretStoreUnavailable(f"the keyring did not answer within {self.timeout:g} s while {what} "
                                          "(locked?)") from None
         except (SecretStoreUnavailable, InvalidSecretName, ValueError):

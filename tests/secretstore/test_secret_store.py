@@ -11,6 +11,7 @@ import asyncio
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,24 @@ async def test_a_hung_keyring_times_out_then_fails_fast_then_recovers() -> None:
         assert await store.get("A") == "after-unlock"
     finally:
         backend.release.set()
+        store.close()
+
+
+async def test_calls_at_the_same_time_wait_for_each_other_instead_of_being_refused() -> None:
+    """A reload reading secrets while the tray stores one: a slow but answering keyring queues them."""
+
+    class SlowKeyring(DictKeyring):
+        def get_password(self, service: str, username: str) -> str | None:
+            time.sleep(0.2)
+            return super().get_password(service, username)
+
+    store = SecretStore(backend=SlowKeyring(), timeout=5)
+    try:
+        await store.set("B", "first-value")
+        got, _ = await asyncio.gather(store.get_many(["B"]), store.set("C", "second-value"))
+        assert got == {"B": "first-value"}
+        assert await store.get("C") == "second-value"
+    finally:
         store.close()
 
 
