@@ -391,7 +391,11 @@ class TrayRunner:
 
         async def run() -> None:
             offer = self._import_offer()
-            text = await asyncio.to_thread(offer.run)  # the app's reload picks up the new entries
+            try:
+                text = await asyncio.to_thread(offer.run)  # the app's reload picks up the new entries
+            except Exception as e:  # e.g. mcp.json's folder not writable: say so rather than nothing
+                log.exception("import from other clients failed")
+                text = f"Nothing imported: {type(e).__name__}: {e}"
             self._notes.message(text)
             self._importable = offer.clients
             self._model = None
