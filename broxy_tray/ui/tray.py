@@ -317,7 +317,10 @@ class TrayRunner:
         if self._loop is None or self._app is None:
             self._message("still starting; try again in a moment")
             return
-        asyncio.run_coroutine_threadsafe(self._run_intent(make), self._loop)
+        try:
+            asyncio.run_coroutine_threadsafe(self._run_intent(make), self._loop)
+        except RuntimeError:  # the loop has closed (e.g. a password prompt answered after Quit)
+            log.info("menu action after shutdown ignored")
 
     async def _run_intent(self, make: Callable[[Any], Any]) -> None:
         from ..app import IntentError
@@ -333,10 +336,13 @@ class TrayRunner:
 
     def _message(self, text: str) -> None:
         loop, notes = self._loop, self._notes
-        if loop is not None and notes is not None:
-            loop.call_soon_threadsafe(notes.message, text)
-        else:
-            log.info("%s", text)
+        try:
+            if loop is not None and notes is not None:
+                loop.call_soon_threadsafe(notes.message, text)
+                return
+        except RuntimeError:  # the loop has closed meanwhile
+            pass
+        log.info("%s", text)
 
     # "Start at login" hook (issue 7 passes `autostart`)
 
