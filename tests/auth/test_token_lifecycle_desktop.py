@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from secret_service import SecretService
+from secret_service import SecretService, _wait_for
 from signin_testlib import browser_command
 
 TTL = 6  # a 6 s token is refreshed 3 s after it was issued
@@ -28,14 +28,7 @@ def log_text(tmp_path: Path) -> str:
 
 
 def wait_until(pred: Any, what: str, timeout: float = 30.0) -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return _wait_for(pred, timeout, what)
 
 
 def available(h: Any, *ids: str, timeout: float = 30.0) -> None:
