@@ -35,10 +35,9 @@ from ui_testlib import MINIMAL_SERVER, Desktop, Procs, TrayMenu, wait_for  # noq
 
 
 def start_desktop(procs: Procs, work: Path, *, watcher: bool, trayer: bool = False) -> Desktop:
-    xvfb = procs.start(["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                       stdout=subprocess.PIPE, text=True)
+    display = procs.xvfb()
     env = isolated_env(work)
-    env.update(DISPLAY=f":{xvfb.stdout.readline().strip()}", NO_AT_BRIDGE="1", GTK_A11Y="none")
+    env.update(DISPLAY=f":{display}", NO_AT_BRIDGE="1", GTK_A11Y="none")
     bus = procs.start(["dbus-daemon", "--session", "--nofork", "--print-address=1"], env=env,
                       stdout=subprocess.PIPE, text=True)
     env["DBUS_SESSION_BUS_ADDRESS"] = bus.stdout.readline().strip()

@@ -147,6 +147,14 @@ INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "race", "version": "1"}}}
 
 
+def initialize(bridge: subprocess.Popen[bytes]) -> None:
+    """The client's handshake through a raw bridge: initialize, its answer, initialized."""
+    bridge.stdin.write(json.dumps(INIT).encode() + b"\n")  # type: ignore[union-attr]
+    bridge.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')  # type: ignore[union-attr]
+    bridge.stdin.flush()  # type: ignore[union-attr]
+    assert json.loads(bridge.stdout.readline())["id"] == 1  # type: ignore[union-attr]
+
+
 def app_processes(config: Path) -> list[int]:
     """PIDs of `broxy-tray run --headless --config <config>` processes alive now."""
     pids = []
@@ -247,10 +255,7 @@ def test_a_call_made_while_the_app_restarts_waits_for_it_and_succeeds(app_env, c
     app = start_app(headless, config)
     bridge = raw_bridge(config, minimal_env(app_env), "--no-start")
     try:
-        bridge.stdin.write(json.dumps(INIT).encode() + b"\n")
-        bridge.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-        bridge.stdin.flush()
-        assert json.loads(bridge.stdout.readline())["id"] == 1
+        initialize(bridge)
         os.killpg(app.proc.pid, signal.SIGKILL)
         app.proc.wait(10)
         headless("--config", str(config))  # not waited for: the call goes out at once
@@ -280,10 +285,7 @@ def test_a_bridge_that_may_start_the_app_brings_it_back_after_a_crash(app_env, c
     app = start_app(headless, config)
     bridge = raw_bridge(config, minimal_env(app_env))
     try:
-        bridge.stdin.write(json.dumps(INIT).encode() + b"\n")
-        bridge.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-        bridge.stdin.flush()
-        assert json.loads(bridge.stdout.readline())["id"] == 1
+        initialize(bridge)
         os.killpg(app.proc.pid, signal.SIGKILL)
         app.proc.wait(10)
         answer: dict = {}

@@ -24,9 +24,7 @@ def desktop(tmp_path_factory: pytest.TempPathFactory):
     procs = Procs()
     work = tmp_path_factory.mktemp("desktop")
     try:
-        xvfb = procs.start(["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                           stdout=subprocess.PIPE, text=True)
-        number = xvfb.stdout.readline().strip()  # type: ignore[union-attr]
+        number = procs.xvfb()
         if not number:
             pytest.skip("Xvfb did not start")
         env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "PYSTRAY_BACKEND")}

@@ -66,14 +66,13 @@ def main(out: Path) -> None:
     procs = Procs()
     work = Path(tempfile.mkdtemp(prefix="broxy-shot-"))
     try:
-        xvfb = procs.start(["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                           stdout=subprocess.PIPE, text=True)
+        display = procs.xvfb()
         env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "PYSTRAY_BACKEND")}
         home = work / "home"
         conf = home / ".config" / "xfce4" / "xfconf" / "xfce-perchannel-xml"
         conf.mkdir(parents=True)
         shutil.copy(HERE / "xfce4-panel.xml", conf / "xfce4-panel.xml")
-        env.update(DISPLAY=f":{xvfb.stdout.readline().strip()}", NO_AT_BRIDGE="1", HOME=str(home),
+        env.update(DISPLAY=f":{display}", NO_AT_BRIDGE="1", HOME=str(home),
                    XDG_CONFIG_HOME=str(home / ".config"), XDG_STATE_HOME=str(work / "state"),
                    XDG_CACHE_HOME=str(work / "cache"))
         bus = procs.start(["dbus-daemon", "--session", "--nofork", "--print-address=1"], env=env,

@@ -32,9 +32,7 @@ def xfce(tmp_path_factory: pytest.TempPathFactory):
     procs = Procs()
     work = tmp_path_factory.mktemp("xfce")
     try:
-        xvfb = procs.start(["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                           stdout=subprocess.PIPE, text=True)
-        number = xvfb.stdout.readline().strip()  # type: ignore[union-attr]
+        number = procs.xvfb()
         if not number:
             pytest.skip("Xvfb did not start")
         home = work / "home"

@@ -80,6 +80,12 @@ class Procs:
         self.procs.append(p)
         return p
 
+    def xvfb(self) -> str:
+        """Start a private Xvfb on a free display; its number ("" if it did not start)."""
+        p = self.start(["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                       stdout=subprocess.PIPE, text=True)
+        return p.stdout.readline().strip()  # type: ignore[union-attr]
+
     def stop(self, p: subprocess.Popen[Any]) -> None:
         if p.poll() is None:
             try:
